@@ -1,0 +1,114 @@
+"""The catalogue of problems Herald reports (RFC 9457), each with a stable `type` slug.
+
+Tests assert on the slug, clients may switch on it; titles may change, slugs may not.
+Rendering to `application/problem+json` lives in `app.api`, so this module stays pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "https://herald.dev/problems/"
+
+
+class HeraldError(Exception):
+    """Base of everything Herald raises on purpose."""
+
+
+class ConfigError(HeraldError):
+    """A setting is missing or malformed; raised before anything starts."""
+
+
+class StoreUnavailable(HeraldError):
+    """The store could not be reached; callers answer 503 and retry later."""
+
+
+class Problem(HeraldError):
+    slug: ClassVar[str] = "about:blank"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            doc["detail"] = self.detail
+        doc.update(self.extra)
+        return doc
+
+
+class MalformedBody(Problem):
+    slug, status, title = "malformed-body", 400, "The request body is not valid JSON"
+
+
+class InvalidParameter(Problem):
+    slug, status, title = "invalid-parameter", 400, "A query parameter is invalid"
+
+
+class InvalidCursor(Problem):
+    slug, status, title = "invalid-cursor", 400, "The cursor is not one Herald issued"
+
+
+class Unauthenticated(Problem):
+    slug, status, title = "unauthenticated", 401, "A valid bearer token is required"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="herald"'
+
+
+class Forbidden(Problem):
+    slug, status, title = "forbidden", 403, "The token lacks the scope this needs"
+
+
+class NotFound(Problem):
+    slug, status, title = "not-found", 404, "No such resource"
+
+
+class MethodNotAllowed(Problem):
+    slug, status, title = "method-not-allowed", 405, "Method not allowed"
+
+
+class IdempotencyConflict(Problem):
+    slug, status, title = (
+        "idempotency-key-reused",
+        409,
+        "This Idempotency-Key was used for a different request",
+    )
+
+
+class PayloadTooLarge(Problem):
+    slug, status, title = "payload-too-large", 413, "The request body is too large"
+
+
+class NotificationTooLarge(Problem):
+    slug, status, title = "notification-too-large", 413, "The notification is too large"
+
+
+class UnsupportedMediaType(Problem):
+    slug, status, title = "unsupported-media-type", 415, "Send application/json"
+
+
+class ValidationFailed(Problem):
+    slug, status, title = "validation-failed", 422, "The request body does not match the schema"
+
+
+class TooManyRecipients(Problem):
+    slug, status, title = "too-many-recipients", 422, "Too many recipients"
+
+
+class ServiceUnavailable(Problem):
+    slug, status, title = "service-unavailable", 503, "A backend is unavailable; retry shortly"
+
+    def __init__(self, detail: str | None = None, retry_after: int = 2, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["Retry-After"] = str(retry_after)

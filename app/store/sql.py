@@ -1,0 +1,627 @@
+"""SqlStore: every query written once, in SQLAlchemy Core, for SQLite and PostgreSQL alike.
+
+Dialect differences (the INSERT construct, the writer lock, the migration lock) come in
+through `Dialect`; nothing here branches on the dialect's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy.exc
+from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import codec
+from app.errors import IdempotencyConflict, StoreUnavailable
+from app.models import (
+    Audience,
+    BulkAction,
+    Counts,
+    Draft,
+    Everyone,
+    InboxItem,
+    InboxPage,
+    InboxQuery,
+    Notification,
+    Published,
+    Recipients,
+    StateAction,
+    StateEvent,
+    Topic,
+    TopicAudience,
+)
+from app.store import IdempotencyClaim, Store
+from app.store.dialect import Dialect
+from app.store.migrations import apply_migrations
+from app.store.tables import (
+    idempotency_keys,
+    inbox,
+    notifications,
+    topic_subscriptions,
+    topics,
+    user_events,
+    users,
+)
+
+# Rows per multi-row statement: PostgreSQL allows 32,767 bind parameters per statement.
+CHUNK = 1000
+# Which column each state action sets, and to what (None clears it).
+_STATE_COLUMNS: dict[str, tuple[str, bool]] = {
+    "read": ("read_at", True),
+    "unread": ("read_at", False),
+    "seen": ("seen_at", True),
+    "archive": ("archived_at", True),
+    "unarchive": ("archived_at", False),
+    "delete": ("deleted_at", True),
+}
+_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    OSError,
+)
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _visible(now: int) -> ColumnElement[bool]:
+    return and_(
+        inbox.c.deleted_at.is_(None),
+        or_(notifications.c.expires_at.is_(None), notifications.c.expires_at > now),
+    )
+
+
+def _audience_json(audience: Audience) -> str:
+    if isinstance(audience, Recipients):
+        return codec.dumps_str({"users": list(audience.users)})
+    if isinstance(audience, TopicAudience):
+        return codec.dumps_str({"topic": audience.name})
+    return codec.dumps_str({"everyone": True})
+
+
+def _audience_from_json(raw: str) -> Audience:
+    doc = codec.loads(raw)
+    if "users" in doc:
+        return Recipients(tuple(doc["users"]))
+    if "topic" in doc:
+        return TopicAudience(doc["topic"])
+    return Everyone()
+
+
+def _notification(row: Row[Any]) -> Notification:
+    return Notification(
+        id=row.id,
+        type=row.type,
+        title=row.title,
+        body=row.body,
+        data=codec.loads(row.data),
+        priority=row.priority,
+        topic=row.topic,
+        collapse_key=row.collapse_key,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+def _item(row: Row[Any]) -> InboxItem:
+    return InboxItem(
+        seq=row.seq,
+        notification=_notification(row),
+        seen_at=row.seen_at,
+        read_at=row.read_at,
+        archived_at=row.archived_at,
+    )
+
+
+_ITEM_COLUMNS = (
+    inbox.c.seq,
+    inbox.c.seen_at,
+    inbox.c.read_at,
+    inbox.c.archived_at,
+    notifications.c.id,
+    notifications.c.type,
+    notifications.c.title,
+    notifications.c.body,
+    notifications.c.data,
+    notifications.c.priority,
+    notifications.c.topic,
+    notifications.c.collapse_key,
+    notifications.c.created_at,
+    notifications.c.expires_at,
+)
+_ITEMS = select(*_ITEM_COLUMNS).select_from(
+    inbox.join(notifications, notifications.c.id == inbox.c.notification_id)
+)
+
+
+class SqlStore:
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._engine = dialect.engine
+        self._insert = dialect.insert
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._dialect.writer(), self._engine.begin() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    # --- publishing ---------------------------------------------------------------------
+
+    async def publish(
+        self, draft: Draft, audience: Audience, claim: IdempotencyClaim | None, now: int
+    ) -> Published:
+        async with self._write() as conn:
+            if claim is not None:
+                prior = await self._claim(conn, claim, now)
+                if prior is not None:
+                    return prior
+            scheduled = draft.send_at is not None and draft.send_at > now
+            notification_id = await self._insert_notification(conn, draft, audience, scheduled, now)
+            if draft.topic is not None:
+                await self._ensure_topic(conn, draft.topic, now)
+            if scheduled:
+                count = len(await self._resolve(conn, audience))
+                result = Published(notification_id, count, scheduled=True)
+            else:
+                targets = await self._deliver(conn, notification_id, audience, draft, now)
+                result = Published(
+                    notification_id, len(targets), _draft_notification(notification_id, draft, now),
+                    targets,
+                )
+            if claim is not None:
+                await conn.execute(
+                    update(idempotency_keys)
+                    .where(idempotency_keys.c.publisher == claim[0], idempotency_keys.c.key == claim[1])
+                    .values(notification_id=notification_id, recipients=result.recipients)
+                )
+            return result
+
+    async def _claim(
+        self, conn: AsyncConnection, claim: IdempotencyClaim, now: int
+    ) -> Published | None:
+        """Take the key, or return what the request that first took it got."""
+        publisher, key, fingerprint = claim
+        taken = await conn.execute(
+            self._insert(idempotency_keys)
+            .values(publisher=publisher, key=key, fingerprint=fingerprint, created_at=now)
+            .on_conflict_do_nothing()
+            .returning(idempotency_keys.c.key)
+        )
+        if taken.first() is not None:
+            return None
+        row = (
+            await conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.publisher == publisher, idempotency_keys.c.key == key
+                )
+            )
+        ).one()
+        if row.fingerprint != fingerprint:
+            raise IdempotencyConflict(f"Idempotency-Key {key!r} was first used with another body")
+        return Published(row.notification_id, row.recipients, replayed=True)
+
+    async def _insert_notification(
+        self, conn: AsyncConnection, draft: Draft, audience: Audience, scheduled: bool, now: int
+    ) -> int:
+        result = await conn.execute(
+            notifications.insert()
+            .values(
+                type=draft.type,
+                title=draft.title,
+                body=draft.body,
+                data=codec.dumps_str(draft.data),
+                priority=draft.priority,
+                topic=draft.topic,
+                collapse_key=draft.collapse_key,
+                publisher=draft.publisher,
+                created_at=now,
+                send_at=draft.send_at,
+                expires_at=draft.expires_at,
+                pending_audience=_audience_json(audience) if scheduled else None,
+            )
+            .returning(notifications.c.id)
+        )
+        return int(result.scalar_one())
+
+    async def _resolve(self, conn: AsyncConnection, audience: Audience) -> list[str]:
+        """The recipients' user ids, sorted: every writer locks user rows in the same order,
+        so concurrent multi-recipient publishes cannot deadlock."""
+        if isinstance(audience, Recipients):
+            return sorted(set(audience.users))
+        if isinstance(audience, TopicAudience):
+            query = select(topic_subscriptions.c.user_id).where(
+                topic_subscriptions.c.topic == audience.name
+            )
+        else:
+            query = select(users.c.user_id)
+        return sorted((await conn.execute(query)).scalars())
+
+    async def _deliver(
+        self,
+        conn: AsyncConnection,
+        notification_id: int,
+        audience: Audience,
+        draft: Draft,
+        now: int,
+    ) -> tuple[tuple[str, int], ...]:
+        recipients = await self._resolve(conn, audience)
+        targets = await self._advance(conn, recipients, now)
+        if draft.collapse_key is not None and targets:
+            await self._collapse(conn, recipients, draft.collapse_key, notification_id, now)
+        for start in range(0, len(targets), CHUNK):
+            await conn.execute(
+                inbox.insert(),
+                [
+                    {"user_id": user, "seq": seq, "notification_id": notification_id}
+                    for user, seq in targets[start : start + CHUNK]
+                ],
+            )
+        return targets
+
+    async def _advance(
+        self, conn: AsyncConnection, recipients: Sequence[str], now: int
+    ) -> tuple[tuple[str, int], ...]:
+        """Take the next seq of each recipient, locking their rows until commit."""
+        taken: list[tuple[str, int]] = []
+        for chunk in _chunks(recipients):
+            stmt = self._insert(users).values(
+                [{"user_id": user, "last_seq": 1, "created_at": now} for user in chunk]
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[users.c.user_id], set_={"last_seq": users.c.last_seq + 1}
+            ).returning(users.c.user_id, users.c.last_seq)
+            taken.extend((row.user_id, row.last_seq) for row in await conn.execute(stmt))
+        return tuple(taken)
+
+    async def _collapse(
+        self,
+        conn: AsyncConnection,
+        recipients: Sequence[str],
+        collapse_key: str,
+        notification_id: int,
+        now: int,
+    ) -> None:
+        """A newer notification with the same collapse key replaces the older ones."""
+        older = select(notifications.c.id).where(
+            notifications.c.collapse_key == collapse_key, notifications.c.id != notification_id
+        )
+        for chunk in _chunks(recipients):
+            await conn.execute(
+                update(inbox)
+                .where(
+                    inbox.c.user_id.in_(chunk),
+                    inbox.c.deleted_at.is_(None),
+                    inbox.c.notification_id.in_(older),
+                )
+                .values(deleted_at=now)
+            )
+
+    async def _ensure_topic(self, conn: AsyncConnection, name: str, now: int) -> None:
+        await conn.execute(
+            self._insert(topics).values(name=name, created_at=now).on_conflict_do_nothing()
+        )
+
+    async def release_due(self, now: int, limit: int) -> list[Published]:
+        async with self._write() as conn:
+            due = (
+                await conn.execute(
+                    select(notifications)
+                    .where(
+                        notifications.c.pending_audience.is_not(None),
+                        notifications.c.send_at <= now,
+                    )
+                    .order_by(notifications.c.send_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            released = []
+            for row in due:
+                await conn.execute(
+                    update(notifications)
+                    .where(notifications.c.id == row.id)
+                    .values(pending_audience=None, created_at=now)
+                )
+                draft = _row_draft(row)
+                audience = _audience_from_json(row.pending_audience)
+                targets = await self._deliver(conn, row.id, audience, draft, now)
+                notification = _draft_notification(row.id, draft, now)
+                released.append(Published(row.id, len(targets), notification, targets))
+            return released
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def inbox(self, user: str, query: InboxQuery, now: int) -> InboxPage:
+        conditions = [inbox.c.user_id == user, _visible(now)]
+        archived = inbox.c.archived_at
+        conditions.append(archived.is_not(None) if query.archived else archived.is_(None))
+        if query.unread is not None:
+            read = inbox.c.read_at
+            conditions.append(read.is_(None) if query.unread else read.is_not(None))
+        if query.type is not None:
+            conditions.append(notifications.c.type == query.type)
+        if query.topic is not None:
+            conditions.append(notifications.c.topic == query.topic)
+        if query.before is not None:
+            conditions.append(inbox.c.seq < query.before)
+        if query.after is not None:
+            conditions.append(inbox.c.seq > query.after)
+        order = inbox.c.seq.asc() if query.after is not None else inbox.c.seq.desc()
+        stmt = _ITEMS.where(*conditions).order_by(order).limit(query.limit + 1)
+        async with self._read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        items = [_item(row) for row in rows[: query.limit]]
+        return InboxPage(items, has_more=len(rows) > query.limit)
+
+    async def item(self, user: str, notification_id: int, now: int) -> InboxItem | None:
+        stmt = _ITEMS.where(
+            inbox.c.user_id == user, inbox.c.notification_id == notification_id, _visible(now)
+        )
+        async with self._read() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _item(row)
+
+    async def counts(self, user: str, now: int) -> Counts:
+        async with self._read() as conn:
+            return await self._counts(conn, user, now)
+
+    async def _counts(self, conn: AsyncConnection, user: str, now: int) -> Counts:
+        stmt = (
+            select(
+                func.coalesce(func.sum(case((inbox.c.read_at.is_(None), 1), else_=0)), 0),
+                func.coalesce(func.sum(case((inbox.c.seen_at.is_(None), 1), else_=0)), 0),
+            )
+            .select_from(inbox.join(notifications, notifications.c.id == inbox.c.notification_id))
+            .where(inbox.c.user_id == user, inbox.c.archived_at.is_(None), _visible(now))
+        )
+        unread, unseen = (await conn.execute(stmt)).one()
+        return Counts(int(unread), int(unseen))
+
+    async def head(self, user: str) -> int:
+        async with self._read() as conn:
+            seq = (
+                await conn.execute(select(users.c.last_seq).where(users.c.user_id == user))
+            ).scalar()
+        return int(seq or 0)
+
+    async def events_since(
+        self, user: str, after: int, limit: int, now: int
+    ) -> Sequence[InboxItem | StateEvent]:
+        items_stmt = (
+            _ITEMS.where(inbox.c.user_id == user, inbox.c.seq > after, _visible(now))
+            .order_by(inbox.c.seq)
+            .limit(limit)
+        )
+        events_stmt = (
+            select(user_events)
+            .where(user_events.c.user_id == user, user_events.c.seq > after)
+            .order_by(user_events.c.seq)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            items = [_item(row) for row in await conn.execute(items_stmt)]
+            events = [_state_event(row) for row in await conn.execute(events_stmt)]
+        merged: list[InboxItem | StateEvent] = [*items, *events]
+        merged.sort(key=lambda event: event.seq)
+        return merged[:limit]
+
+    # --- state changes --------------------------------------------------------------------
+
+    async def change(
+        self, user: str, notification_id: int, action: StateAction, now: int
+    ) -> tuple[bool, StateEvent | None]:
+        column_name, setting = _STATE_COLUMNS[action]
+        column = inbox.c[column_name]
+        async with self._write() as conn:
+            found = (
+                await conn.execute(
+                    select(inbox.c.seq)
+                    .select_from(
+                        inbox.join(notifications, notifications.c.id == inbox.c.notification_id)
+                    )
+                    .where(
+                        inbox.c.user_id == user,
+                        inbox.c.notification_id == notification_id,
+                        _visible(now),
+                    )
+                )
+            ).first()
+            if found is None:
+                return False, None
+            where = [inbox.c.user_id == user, inbox.c.notification_id == notification_id]
+            where.append(column.is_(None) if setting else column.is_not(None))
+            values: dict[str, Any] = {column_name: now if setting else None}
+            if action == "read":
+                values["seen_at"] = func.coalesce(inbox.c.seen_at, now)
+            changed = await conn.execute(update(inbox).where(*where).values(values))
+            if changed.rowcount == 0:
+                return True, None
+            event = await self._record(conn, user, action, notification_id, None, now)
+            return True, event
+
+    async def change_all(
+        self, user: str, action: BulkAction, up_to: int | None, now: int
+    ) -> StateEvent | None:
+        column_name, _ = _STATE_COLUMNS[action]
+        column = inbox.c[column_name]
+        async with self._write() as conn:
+            if up_to is None:
+                up_to = int(
+                    (
+                        await conn.execute(select(users.c.last_seq).where(users.c.user_id == user))
+                    ).scalar()
+                    or 0
+                )
+            values: dict[str, Any] = {column_name: now}
+            if action == "read":
+                values["seen_at"] = func.coalesce(inbox.c.seen_at, now)
+            changed = await conn.execute(
+                update(inbox)
+                .where(
+                    inbox.c.user_id == user,
+                    inbox.c.seq <= up_to,
+                    inbox.c.deleted_at.is_(None),
+                    column.is_(None),
+                )
+                .values(values)
+            )
+            if changed.rowcount == 0:
+                return None
+            return await self._record(conn, user, action, None, up_to, now)
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        user: str,
+        action: str,
+        notification_id: int | None,
+        up_to: int | None,
+        now: int,
+    ) -> StateEvent:
+        ((_, seq),) = await self._advance(conn, [user], now)
+        counts = await self._counts(conn, user, now)
+        await conn.execute(
+            user_events.insert().values(
+                user_id=user,
+                seq=seq,
+                action=action,
+                notification_id=notification_id,
+                up_to=up_to,
+                at=now,
+                unread=counts.unread,
+                unseen=counts.unseen,
+            )
+        )
+        return StateEvent(seq, action, notification_id, up_to, now, counts)
+
+    # --- users and topics -----------------------------------------------------------------
+
+    async def ensure_user(self, user: str, now: int) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                self._insert(users)
+                .values(user_id=user, last_seq=0, created_at=now)
+                .on_conflict_do_nothing()
+            )
+
+    async def topics(self, user: str) -> list[Topic]:
+        subs = topic_subscriptions
+        stmt = (
+            select(
+                topics.c.name,
+                func.count(subs.c.user_id),
+                func.coalesce(func.sum(case((subs.c.user_id == user, 1), else_=0)), 0),
+            )
+            .select_from(topics.outerjoin(subs, subs.c.topic == topics.c.name))
+            .group_by(topics.c.name)
+            .order_by(topics.c.name)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [Topic(name, bool(mine), int(count)) for name, count, mine in rows]
+
+    async def subscribe(self, user: str, topic: str, now: int) -> bool:
+        async with self._write() as conn:
+            await self._ensure_topic(conn, topic, now)
+            result = await conn.execute(
+                self._insert(topic_subscriptions)
+                .values(topic=topic, user_id=user, created_at=now)
+                .on_conflict_do_nothing()
+            )
+            await conn.execute(
+                self._insert(users)
+                .values(user_id=user, last_seq=0, created_at=now)
+                .on_conflict_do_nothing()
+            )
+            return bool(result.rowcount)
+
+    async def unsubscribe(self, user: str, topic: str) -> bool:
+        async with self._write() as conn:
+            result = await conn.execute(
+                topic_subscriptions.delete().where(
+                    topic_subscriptions.c.topic == topic, topic_subscriptions.c.user_id == user
+                )
+            )
+            return bool(result.rowcount)
+
+    # --- operations -----------------------------------------------------------------------
+
+    async def purge_idempotency(self, older_than: int) -> int:
+        async with self._write() as conn:
+            result = await conn.execute(
+                idempotency_keys.delete().where(idempotency_keys.c.created_at < older_than)
+            )
+            return int(result.rowcount)
+
+    async def ping(self) -> None:
+        async with self._read() as conn:
+            await conn.execute(select(1))
+
+    async def migrate(self) -> list[str]:
+        async with self._engine.begin() as conn:
+            await self._dialect.lock_migrations(conn)
+            return await apply_migrations(conn, self._dialect.name)
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
+
+
+def _draft_notification(notification_id: int, draft: Draft, now: int) -> Notification:
+    return Notification(
+        id=notification_id,
+        type=draft.type,
+        title=draft.title,
+        body=draft.body,
+        data=draft.data,
+        priority=draft.priority,
+        topic=draft.topic,
+        collapse_key=draft.collapse_key,
+        created_at=now,
+        expires_at=draft.expires_at,
+    )
+
+
+def _row_draft(row: Row[Any]) -> Draft:
+    return Draft(
+        type=row.type,
+        title=row.title,
+        body=row.body,
+        data=codec.loads(row.data),
+        priority=row.priority,
+        publisher=row.publisher,
+        topic=row.topic,
+        collapse_key=row.collapse_key,
+        send_at=row.send_at,
+        expires_at=row.expires_at,
+    )
+
+
+def _state_event(row: Row[Any]) -> StateEvent:
+    return StateEvent(
+        seq=row.seq,
+        action=row.action,
+        notification_id=row.notification_id,
+        up_to=row.up_to,
+        at=row.at,
+        counts=Counts(row.unread, row.unseen),
+    )
+
+
+_: type[Store] = SqlStore
