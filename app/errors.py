@@ -112,3 +112,7 @@ class ServiceUnavailable(Problem):
     def __init__(self, detail: str | None = None, retry_after: int = 2, **extra: Any) -> None:
         super().__init__(detail, **extra)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class BusUnavailable(HeraldError):
+    """The bus could not carry an event; streams catch up from the store instead."""

@@ -1,0 +1,96 @@
+"""What every JSON endpoint needs: the caller, a bounded and validated body, and responses."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from app import codec
+from app.auth import bearer
+from app.errors import (
+    MalformedBody,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from app.models import Principal
+from app.services import services_of as services
+
+T = TypeVar("T")
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+MAX_ID_DIGITS = 18
+
+
+__all__ = ["services"]
+
+
+async def principal(conn: HTTPConnection) -> Principal:
+    token = bearer(conn.headers.get("authorization"))
+    if token is None:
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    return await services(conn).auth.authenticate(token)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused early if it announces or reaches more than `max_bytes`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the body has {declared} bytes; at most {max_bytes}")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, kind: type[T], optional: bool = False) -> T:
+    """Decode and validate the body as `kind`; an absent body is `kind()` when optional."""
+    raw = await read_body(request, services(request).settings.max_body_bytes)
+    if not raw.strip() and optional:
+        return kind()
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not application/json")
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    try:
+        result: T = decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(str(exc)) from None
+    return result
+
+
+def path_id(request: Request) -> int:
+    """A notification id from the path; anything malformed is simply not found."""
+    raw: str = request.path_params["id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_ID_DIGITS:
+        raise NotFound(f"notification {raw[:40]!r} not found")
+    return int(raw)
+
+
+def json_response(
+    content: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    body = content if isinstance(content, bytes) else codec.dumps(content)
+    return Response(body, status, headers, media_type="application/json")
+
+
+def problem_response(problem: Problem) -> Response:
+    return Response(
+        codec.dumps(problem.document()),
+        problem.status,
+        problem.headers,
+        media_type="application/problem+json",
+    )

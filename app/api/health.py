@@ -1,0 +1,35 @@
+"""Liveness and readiness: the operator's and the load balancer's view of a node."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.api._http import json_response, services
+from app.errors import BusUnavailable, StoreUnavailable
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Store and bus reported apart: a node without its bus still serves (from the store)."""
+    found = services(request)
+    report = {"status": "ready", "store": "up", "bus": "up"}
+    try:
+        await found.store.ping()
+    except StoreUnavailable:
+        report.update(status="unavailable", store="down")
+    try:
+        await found.bus.ping()
+    except BusUnavailable:
+        report.update(bus="down")
+    return json_response(report, 200 if report["store"] == "up" else 503)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]

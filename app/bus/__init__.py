@@ -1,0 +1,54 @@
+"""The bus carries live events between nodes, behind one Protocol, chosen by `REDIS_URL`.
+
+It is at-most-once by contract: the store, not the bus, makes streams lossless. A stream that
+sees a gap in its user's sequence (or nothing at all while the bus is down) catches up from the
+store, so a lost bus message costs latency, never a notification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from app.config import redact
+from app.errors import ConfigError
+from app.models import LiveEvent
+
+Deliver = Callable[[LiveEvent], None]
+
+
+class EventBus(Protocol):
+    async def publish(self, event: LiveEvent) -> None:
+        """Hand the event to every node's `run` callback, at most once, in no promised order.
+
+        Raises BusUnavailable when the event could not be handed over; the caller has already
+        committed it to the store, so it logs and carries on.
+        """
+        ...
+
+    async def run(self, deliver: Deliver) -> None:
+        """Call `deliver` for each event published by any node, until cancelled.
+
+        `deliver` must not block: it only queues the event for the node's streams.
+        """
+        ...
+
+    async def ping(self) -> None:
+        """Raise BusUnavailable unless the bus answers now."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def open_bus(url: str | None) -> EventBus:
+    """Build the bus named by REDIS_URL (unset means in-process): the one place its scheme is read."""
+    scheme = "memory" if url is None else urlsplit(url).scheme
+    if scheme == "memory":
+        from app.bus.memory import MemoryBus
+
+        return MemoryBus()
+    raise ConfigError(
+        f"REDIS_URL: unsupported scheme {scheme!r} in {redact(url or '')}"
+        " (the Redis Streams bus is not in this build; leave REDIS_URL unset)"
+    )

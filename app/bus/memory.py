@@ -1,0 +1,34 @@
+"""MemoryBus: the embedded default, for one process. Delivery is a direct call, so nothing
+is queued here: the per-connection buffers in the hub are the only bound that matters."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.bus import Deliver, EventBus
+from app.models import LiveEvent
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._listeners: list[Deliver] = []
+
+    async def publish(self, event: LiveEvent) -> None:
+        for deliver in self._listeners:
+            deliver(event)
+
+    async def run(self, deliver: Deliver) -> None:
+        self._listeners.append(deliver)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._listeners.remove(deliver)
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self._listeners.clear()
+
+
+_: type[EventBus] = MemoryBus

@@ -1,0 +1,199 @@
+"""The per-node hub: which local connection wants which user's events, and lossless resume.
+
+A stream registers first, then reads the store, then goes live; it delivers each seq once, in
+order. Live events arrive at most once and possibly out of order (two publishers commit seq 5
+and 6, and 6 reaches the bus first). Since per-user sequence order is commit order (see
+`app.store`), a live event with seq N proves every seq below N is committed: on a gap the
+stream reads the store up to N instead of waiting, so it never skips and never stalls.
+
+Everything per connection is bounded: a connection whose buffer fills is not disconnected but
+marked stale, drops its buffer and catches up from the store on its next turn (issue 7's
+slow-consumer policy), so a slow reader costs the publisher nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import anyio
+
+from app import codec
+from app.core.render import Frame, counts_frame, stored_frame
+from app.models import LiveEvent, iso, now_ms
+from app.store import Store
+
+# Users known to exist in the store, remembered to save a write per connection.
+KNOWN_USERS_CAP = 100_000
+
+
+class Subscription:
+    """One open stream's mailbox: filled by `Hub.deliver`, drained by `Hub.stream`."""
+
+    __slots__ = ("buffer", "capacity", "stale", "user", "wake")
+
+    def __init__(self, user: str, capacity: int) -> None:
+        self.user = user
+        self.capacity = capacity
+        self.buffer: deque[tuple[int, str, str]] = deque()
+        self.stale = False
+        self.wake = anyio.Event()
+
+    def offer(self, seq: int, kind: str, data: str) -> None:
+        if self.stale:
+            return
+        if len(self.buffer) >= self.capacity:
+            self.stale = True
+            self.buffer.clear()
+        else:
+            self.buffer.append((seq, kind, data))
+        self.wake.set()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    replay_limit: int = 1000
+    buffer: int = 256
+    # Seconds before a token's expiry at which the stream sends `token_expiring`.
+    token_notice: int = 30
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        limits: StreamLimits = StreamLimits(),  # noqa: B008 - frozen, so sharing is safe
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._clock = clock
+        self._by_user: dict[str, set[Subscription]] = {}
+        self._known: set[str] = set()
+        self._closed = False
+        self.connections = 0
+
+    def deliver(self, event: LiveEvent) -> None:
+        """Queue a live event for the matching local streams: O(targets), never blocks."""
+        by_user = self._by_user
+        for user, seq in event.targets:
+            subscriptions = by_user.get(user)
+            if subscriptions:
+                for subscription in subscriptions:
+                    subscription.offer(seq, event.kind, event.data)
+
+    def streams_of(self, user: str) -> int:
+        return len(self._by_user.get(user, ()))
+
+    def close(self) -> None:
+        """End every stream on this node; clients reconnect and resume elsewhere."""
+        self._closed = True
+        for subscriptions in self._by_user.values():
+            for subscription in subscriptions:
+                subscription.wake.set()
+
+    async def stream(
+        self, user: str, cursor: int | None, expires_at: int | None = None
+    ) -> AsyncIterator[Frame]:
+        """The user's events after `cursor` (or from now), then live ones, until the token
+        expires or the hub closes."""
+        subscription = self._register(user)
+        try:
+            await self._ensure_user(user)
+            frames, last = await self._start(user, cursor)
+            for frame in frames:
+                yield frame
+            async for frame in self._live(subscription, last, expires_at):
+                yield frame
+        finally:
+            self._unregister(subscription)
+
+    def _register(self, user: str) -> Subscription:
+        subscription = Subscription(user, self._limits.buffer)
+        self._by_user.setdefault(user, set()).add(subscription)
+        self.connections += 1
+        return subscription
+
+    def _unregister(self, subscription: Subscription) -> None:
+        self.connections -= 1
+        subscriptions = self._by_user.get(subscription.user)
+        if subscriptions is not None:
+            subscriptions.discard(subscription)
+            if not subscriptions:
+                del self._by_user[subscription.user]
+
+    async def _ensure_user(self, user: str) -> None:
+        if user in self._known:
+            return
+        await self._store.ensure_user(user, self._clock())
+        if len(self._known) >= KNOWN_USERS_CAP:
+            self._known.clear()
+        self._known.add(user)
+
+    async def _start(self, user: str, cursor: int | None) -> tuple[list[Frame], int]:
+        head = await self._store.head(user)
+        if cursor is None:
+            frames, last = [], head
+        elif cursor > head:
+            # A cursor this store never issued (another database, a forged id): start over.
+            frames, last = await self._reset(user)
+        else:
+            frames, last = await self._catch_up(user, cursor, committed=0)
+            if frames and frames[0].event == "reset":
+                return frames, last
+        frames.append(counts_frame(await self._store.counts(user, self._clock())))
+        return frames, last
+
+    async def _catch_up(self, user: str, last: int, committed: int) -> tuple[list[Frame], int]:
+        """Frames for every stored event after `last`; every seq up to `committed` is known to
+        be committed already, so after this read nothing at or below it can still arrive."""
+        limit = self._limits.replay_limit
+        events = await self._store.events_since(user, last, limit + 1, self._clock())
+        if len(events) > limit:
+            return await self._reset(user)
+        frames = [stored_frame(event) for event in events]
+        return frames, max(last, committed, *(event.seq for event in events))
+
+    async def _reset(self, user: str) -> tuple[list[Frame], int]:
+        """Too much was missed to replay: tell the client to refetch, from the head on."""
+        head = await self._store.head(user)
+        counts = await self._store.counts(user, self._clock())
+        reset = Frame("reset", codec.dumps_str({"cursor": str(head)}), str(head))
+        return [reset, counts_frame(counts)], head
+
+    async def _live(
+        self, subscription: Subscription, last: int, expires_at: int | None
+    ) -> AsyncIterator[Frame]:
+        notice_at = None if expires_at is None else expires_at - self._limits.token_notice * 1000
+        while not self._closed:
+            now = self._clock()
+            if expires_at is not None and now >= expires_at:
+                return
+            if notice_at is not None and now >= notice_at:
+                notice_at = None
+                yield _token_expiring(expires_at)
+            if subscription.stale:
+                subscription.stale = False
+                frames, last = await self._catch_up(subscription.user, last, committed=0)
+                for frame in frames:
+                    yield frame
+            elif subscription.buffer:
+                seq, kind, data = subscription.buffer.popleft()
+                if seq == last + 1:
+                    last = seq
+                    yield Frame(kind, data, str(seq))
+                elif seq > last:
+                    frames, last = await self._catch_up(subscription.user, last, committed=seq)
+                    for frame in frames:
+                        yield frame
+            else:
+                subscription.wake = anyio.Event()
+                deadline = notice_at if notice_at is not None else expires_at
+                timeout = float("inf") if deadline is None else (deadline - now) / 1000
+                with anyio.move_on_after(timeout):
+                    await subscription.wake.wait()
+
+
+def _token_expiring(expires_at: int | None) -> Frame:
+    return Frame("token_expiring", codec.dumps_str({"expires_at": iso(expires_at)}))

@@ -1,0 +1,1 @@
+"""Live transports: SSE and WebSocket framing and connection lifecycle, over `core.hub`."""
