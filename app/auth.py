@@ -30,7 +30,7 @@ from app.models import Principal
 
 __all__ = [
     "STREAM_AUDIENCE",
-    "STREAM_TOKEN_TYPE",
+    "STREAM_TYP",
     "Authenticator",
     "JwksFetcher",
     "bearer",
@@ -49,7 +49,7 @@ JWKS_KEY_TYPES = frozenset({"RSA", "EC"})
 
 STREAM_AUDIENCE = "herald-stream"
 # Explicit typing (RFC 8725 §3.11) so a stream token can never pass for an API token.
-STREAM_TOKEN_TYPE = "herald-stream+jwt"
+STREAM_TYP = "herald-stream+jwt"
 
 # Real bearer tokens are well under 2 KB; the bound caps the work done on hostile input
 # before any base64 or JSON decoding happens.
@@ -81,6 +81,8 @@ class Authenticator:
             raise ConfigError("HERALD_JWT_SECRET is not set; stream tokens need it")
         self._settings = settings
         self._secret = jwk.OctKey.import_key(settings.jwt_secret)
+        self._api_claims = _api_claims_registry(settings)
+        self._stream_claims = _stream_claims_registry(settings)
         self._jwks = _JwksCache(
             settings.jwks_url, fetch_jwks or fetch_jwks_http, settings.jwks_cache_seconds, clock
         )
@@ -97,7 +99,7 @@ class Authenticator:
         claims = _verified_claims(token, key, alg)
         if _is_stream_claims(claims):
             raise Unauthenticated("stream tokens only open streams")
-        _validate(claims, self._api_claims_registry())
+        _validate(claims, self._api_claims)
         return Principal(_subject(claims), _scopes(claims), _expires_at_ms(claims))
 
     def issue_stream_token(self, principal: Principal, now: int | None = None) -> tuple[str, int]:
@@ -119,7 +121,7 @@ class Authenticator:
             "exp": expires,
             "jti": secrets.token_urlsafe(16),
         }
-        header = {"alg": HMAC_ALGORITHM, "typ": STREAM_TOKEN_TYPE}
+        header = {"alg": HMAC_ALGORITHM, "typ": STREAM_TYP}
         token = jwt.encode(header, claims, self._secret, algorithms=[HMAC_ALGORITHM])
         return token, expires * 1000
 
@@ -129,7 +131,7 @@ class Authenticator:
         if not _is_stream_header(header) or header.get("alg") != HMAC_ALGORITHM:
             raise Unauthenticated("not a stream token")
         claims = _verified_claims(token, self._secret, HMAC_ALGORITHM)
-        _validate(claims, self._stream_claims_registry())
+        _validate(claims, self._stream_claims)
         return Principal(_subject(claims), frozenset(), _expires_at_ms(claims))
 
     async def _api_key(self, alg: str, kid: object) -> jwk.Key:
@@ -141,25 +143,6 @@ class Authenticator:
                 raise Unauthenticated("malformed token")
             return await self._jwks.key(kid, alg)
         raise Unauthenticated("unsupported algorithm")
-
-    def _api_claims_registry(self) -> jwt.JWTClaimsRegistry:
-        options: dict[str, jwt.ClaimsOption] = {
-            "exp": {"essential": True},
-            "sub": {"essential": True},
-        }
-        if self._settings.jwt_audience:
-            options["aud"] = {"essential": True, "value": self._settings.jwt_audience}
-        if self._settings.jwt_issuer:
-            options["iss"] = {"essential": True, "value": self._settings.jwt_issuer}
-        return jwt.JWTClaimsRegistry(leeway=self._settings.jwt_leeway, **options)
-
-    def _stream_claims_registry(self) -> jwt.JWTClaimsRegistry:
-        return jwt.JWTClaimsRegistry(
-            leeway=self._settings.jwt_leeway,
-            exp={"essential": True},
-            sub={"essential": True},
-            aud={"essential": True, "value": STREAM_AUDIENCE},
-        )
 
 
 class _JwksCache:
@@ -234,7 +217,9 @@ class _JwksCache:
         started = self._clock()
         self._attempted_at = started
         try:
-            document = await self._fetch(self._url)
+            # A total bound, not only httpx's per-read one: requests queue on the lock meanwhile.
+            async with asyncio.timeout(JWKS_FETCH_TIMEOUT_SECONDS):
+                document = await self._fetch(self._url)
             keys = _import_jwks(document)
         except Exception as exc:
             self._failed_at = started
@@ -242,6 +227,29 @@ class _JwksCache:
             return
         self._keys = keys
         self._fetched_at = started
+
+
+def _api_claims_registry(settings: Settings) -> jwt.JWTClaimsRegistry:
+    """`exp` must be present (joserfc only checks it when there), `aud`/`iss` when set."""
+    options: dict[str, jwt.ClaimsOption] = {
+        "exp": {"essential": True},
+        "sub": {"essential": True},
+    }
+    if settings.jwt_audience:
+        options["aud"] = {"essential": True, "value": settings.jwt_audience}
+    if settings.jwt_issuer:
+        options["iss"] = {"essential": True, "value": settings.jwt_issuer}
+    # `now` and `leeway` go by position so no claim option can take their place.
+    return jwt.JWTClaimsRegistry(None, settings.jwt_leeway, **options)
+
+
+def _stream_claims_registry(settings: Settings) -> jwt.JWTClaimsRegistry:
+    return jwt.JWTClaimsRegistry(
+        leeway=settings.jwt_leeway,
+        exp={"essential": True},
+        sub={"essential": True},
+        aud={"essential": True, "value": STREAM_AUDIENCE},
+    )
 
 
 def _import_jwks(document: dict[str, Any]) -> jwk.KeySet:
@@ -331,7 +339,7 @@ def _describe(exc: errors.JoseError) -> str:
 
 
 def _is_stream_header(header: dict[str, Any]) -> bool:
-    return header.get("typ") == STREAM_TOKEN_TYPE
+    return header.get("typ") == STREAM_TYP
 
 
 def _is_stream_claims(claims: dict[str, Any]) -> bool:

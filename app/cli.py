@@ -46,6 +46,8 @@ def serve(args: argparse.Namespace) -> None:
         port=port,
         loop="uvloop",
         http="httptools",
+        # The legacy websockets implementation is deprecated (websockets 14+).
+        ws="websockets-sansio",
         log_level=settings.log_level,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
     )

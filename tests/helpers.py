@@ -1,0 +1,85 @@
+"""Readable helpers for tests: publish, open a stream, read its events, each bounded in time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+
+from app import codec
+
+
+@dataclass
+class Event:
+    event: str
+    id: str | None
+    data: Any
+
+
+async def publish(
+    client: httpx.AsyncClient, headers: dict[str, str], **body: Any
+) -> dict[str, Any]:
+    body.setdefault("title", "hello")
+    response = await client.post("/api/notifications", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+class SseReader:
+    """Parses an SSE response line by line, as EventSource would."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.lines = response.aiter_lines()
+        self.last_id: str | None = None
+
+    async def next(self, timeout: float = 5) -> Event:
+        event, data, event_id = "message", [], None
+        with anyio.fail_after(timeout):
+            async for line in self.lines:
+                if line == "":
+                    if data:
+                        if event_id is not None:
+                            self.last_id = event_id
+                        return Event(event, event_id, codec.loads("\n".join(data)))
+                    event, data, event_id = "message", [], None
+                elif line.startswith(":"):
+                    continue
+                else:
+                    field, _, value = line.partition(":")
+                    value = value.removeprefix(" ")
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
+                    elif field == "id":
+                        event_id = value
+        raise EOFError("the stream ended")
+
+    async def next_of(self, kind: str, timeout: float = 5) -> Event:
+        """The next event named `kind`, skipping others."""
+        with anyio.fail_after(timeout):
+            while True:
+                found = await self.next(timeout)
+                if found.event == kind:
+                    return found
+
+
+@asynccontextmanager
+async def open_stream(
+    client: httpx.AsyncClient,
+    headers: dict[str, str] | None = None,
+    last_event_id: str | None = None,
+    params: dict[str, str] | None = None,
+) -> AsyncIterator[SseReader]:
+    sent = dict(headers or {})
+    if last_event_id is not None:
+        sent["Last-Event-ID"] = last_event_id
+    async with client.stream("GET", "/api/stream", headers=sent, params=params) as response:
+        assert response.status_code == 200, await response.aread()
+        yield SseReader(response)
