@@ -70,7 +70,10 @@ def migrate(args: argparse.Namespace) -> None:
 def token(args: argparse.Namespace) -> None:
     from app.auth import issue_token
 
-    print(issue_token(_settings(), args.sub, args.scope.split(), args.ttl))
+    try:
+        print(issue_token(_settings(), args.sub, args.scope.split(), args.ttl))
+    except ValueError as exc:
+        raise SystemExit(f"herald token: {exc}") from None
 
 
 def send(args: argparse.Namespace) -> None:
