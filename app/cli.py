@@ -116,7 +116,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--title", required=True)
     p.add_argument("--body", default="")
     p.add_argument("--type", default="default")
-    p.add_argument("--url", default="http://127.0.0.1:8000", help="the node (http://127.0.0.1:8000)")
+    p.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the node (http://127.0.0.1:8000)"
+    )
     p.set_defaults(run=send)
     return root
 

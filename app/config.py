@@ -35,7 +35,7 @@ class Settings:
     jwt_leeway: int = 10
     # How long fetched JWKS keys are trusted before a refresh; an unknown `kid` refreshes sooner.
     jwks_cache_seconds: int = 300
-    dev_secret_file: str = "./.herald-dev-secret"
+    dev_secret_file: str = "./.herald-dev-secret"  # noqa: S105 - a path, not a secret
     host: str = "127.0.0.1"
     port: int = 8000
     # A stream token sits in a URL, so it lives minutes, not days.

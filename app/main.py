@@ -20,7 +20,7 @@ from app.bus import open_bus
 from app.config import Settings
 from app.core.hub import Hub, StreamLimits
 from app.core.inbox import Inbox
-from app.core.publishing import PublishLimits, Publisher
+from app.core.publishing import Publisher, PublishLimits
 from app.core.scheduler import Scheduler
 from app.services import Services
 from app.store import open_store
@@ -81,7 +81,9 @@ def create_app(settings: Settings) -> Starlette:
                 settings.idempotency_ttl_seconds,
             )
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(supervise, "bus listener", lambda: found.bus.run(found.hub.deliver))
+                tasks.start_soon(
+                    supervise, "bus listener", lambda: found.bus.run(found.hub.deliver)
+                )
                 tasks.start_soon(supervise, "scheduler", scheduler.run)
                 yield
                 found.hub.close()
@@ -102,6 +104,6 @@ def create_app(settings: Settings) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        exception_handlers=api.exception_handlers,  # type: ignore[arg-type]
+        exception_handlers=api.exception_handlers,
         lifespan=lifespan,
     )

@@ -28,9 +28,7 @@ from app.main import create_app
 from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from app.store import Store, open_store
 
-PG_URL = os.environ.get(
-    "HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "test-secret-" + "x" * 40
 TABLES = "notifications, users, inbox, user_events, topics, topic_subscriptions, idempotency_keys"
 BACKENDS = ["embedded", "production"]
@@ -125,7 +123,7 @@ async def run_server(app: Starlette) -> AsyncIterator[str]:
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(server.serve, [sock])
         with anyio.fail_after(10):
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
                 await anyio.sleep(0.01)
         try:
             yield f"http://127.0.0.1:{port}"

@@ -39,7 +39,7 @@ class SseReader:
         self.last_id: str | None = None
 
     async def next(self, timeout: float = 5) -> Event:
-        event, data, event_id = "message", [], None
+        event, data, event_id = "message", list[str](), None
         with anyio.fail_after(timeout):
             async for line in self.lines:
                 if line == "":

@@ -32,13 +32,14 @@ def _op(summary: str, ok: tuple[int, str | None], **extra: Any) -> dict[str, Any
     return {"summary": summary, "responses": responses, **extra}
 
 
-def _param(name: str, where: str = "query", required: bool = False, **schema: Any) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required, "schema": schema or {"type": "string"}}
+def _param(name: str, where: str = "query", schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    schema = schema or {"type": "string"}
+    return {"name": name, "in": where, "required": where == "path", "schema": schema}
 
 
-_ID = _param("id", "path", required=True, pattern="^[0-9]{1,18}$")
-_CURSOR = {"type": "string", "pattern": "^[0-9]{1,18}$"}
-_BOOL = {"type": "string", "enum": ["true", "false", "1", "0"]}
+_ID = _param("id", "path", {"type": "string", "pattern": "^[0-9]{1,18}$"})
+_CURSOR: dict[str, Any] = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+_BOOL: dict[str, Any] = {"type": "string", "enum": ["true", "false", "1", "0"]}
 
 
 def _body(name: str, required: bool = True) -> dict[str, Any]:
@@ -52,18 +53,20 @@ def _paths() -> dict[str, Any]:
                 "Publish to recipients, a topic, or everyone",
                 (202, "PublishResult"),
                 requestBody=_body("PublishBody"),
-                parameters=[_param("Idempotency-Key", "header", maxLength=200)],
+                parameters=[
+                    _param("Idempotency-Key", "header", {"type": "string", "maxLength": 200})
+                ],
                 errors=(400, 401, 403, 409, 413, 415, 422, 503),
             ),
             "get": _op(
                 "The caller's inbox, newest first; with after=, what is newer, oldest first",
                 (200, "NotificationPage"),
                 parameters=[
-                    _param("limit", type="integer", minimum=1, maximum=100),
-                    _param("before", **_CURSOR),
-                    _param("after", **_CURSOR),
-                    _param("unread", **_BOOL),
-                    _param("archived", **_BOOL),
+                    _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100}),
+                    _param("before", schema=_CURSOR),
+                    _param("after", schema=_CURSOR),
+                    _param("unread", schema=_BOOL),
+                    _param("archived", schema=_BOOL),
                     _param("type"),
                     _param("topic"),
                     _param("If-None-Match", "header"),
@@ -88,8 +91,8 @@ def _paths() -> dict[str, Any]:
                 " unarchived, deleted, unread_count, reset, token_expiring",
                 "parameters": [
                     _param("token"),
-                    _param("last_event_id", **_CURSOR),
-                    _param("Last-Event-ID", "header", **_CURSOR),
+                    _param("last_event_id", schema=_CURSOR),
+                    _param("Last-Event-ID", "header", _CURSOR),
                 ],
                 "responses": {
                     "200": {
@@ -104,13 +107,15 @@ def _paths() -> dict[str, Any]:
         "/api/ws": {
             "get": {
                 "summary": "WebSocket: the same events as JSON frames {event, id, data}",
-                "parameters": [_param("token"), _param("last_event_id", **_CURSOR)],
+                "parameters": [_param("token"), _param("last_event_id", schema=_CURSOR)],
                 "responses": {"101": {"description": "switching protocols"}},
             }
         },
-        "/api/topics": {"get": _op("Topics, and whether the caller subscribes", (200, "TopicList"))},
+        "/api/topics": {
+            "get": _op("Topics, and whether the caller subscribes", (200, "TopicList"))
+        },
         "/api/topics/{name}/subscription": {
-            "parameters": [_param("name", "path", required=True)],
+            "parameters": [_param("name", "path")],
             "put": _op("Subscribe the caller", (201, "SubscriptionOut")),
             "delete": _op("Unsubscribe the caller", (204, None)),
         },
@@ -141,7 +146,9 @@ def document() -> dict[str, Any]:
         "info": {"title": "Herald", "version": __version__},
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
         },
         "security": [{"bearer": []}],
         "paths": _paths(),

@@ -26,7 +26,9 @@ def _topic(request: Request) -> str:
 async def list_topics(request: Request) -> Response:
     caller = await principal(request)
     found = await services(request).store.topics(caller.sub)
-    items = [{"name": t.name, "subscribed": t.subscribed, "subscribers": t.subscribers} for t in found]
+    items = [
+        {"name": t.name, "subscribed": t.subscribed, "subscribers": t.subscribers} for t in found
+    ]
     return json_response({"items": items})
 
 

@@ -42,7 +42,7 @@ class EventBus(Protocol):
 
 
 def open_bus(url: str | None) -> EventBus:
-    """Build the bus named by REDIS_URL (unset means in-process): the one place its scheme is read."""
+    """Build the bus named by REDIS_URL (unset: in-process); the one place its scheme is read."""
     scheme = "memory" if url is None else urlsplit(url).scheme
     if scheme == "memory":
         from app.bus.memory import MemoryBus

@@ -63,7 +63,7 @@ class Hub:
     def __init__(
         self,
         store: Store,
-        limits: StreamLimits = StreamLimits(),  # noqa: B008 - frozen, so sharing is safe
+        limits: StreamLimits = StreamLimits(),
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store
@@ -133,6 +133,7 @@ class Hub:
 
     async def _start(self, user: str, cursor: int | None) -> tuple[list[Frame], int]:
         head = await self._store.head(user)
+        frames: list[Frame]
         if cursor is None:
             frames, last = [], head
         elif cursor > head:

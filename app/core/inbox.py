@@ -16,9 +16,7 @@ from app.store import Store
 
 
 class Inbox:
-    def __init__(
-        self, store: Store, bus: EventBus, clock: Callable[[], int] = now_ms
-    ) -> None:
+    def __init__(self, store: Store, bus: EventBus, clock: Callable[[], int] = now_ms) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
@@ -55,9 +53,7 @@ class Inbox:
             raise NotFound(f"notification {notification_id} not found")
         await self._announce(user, event)
 
-    async def change_all(
-        self, user: str, action: BulkAction, up_to: int | None
-    ) -> dict[str, Any]:
+    async def change_all(self, user: str, action: BulkAction, up_to: int | None) -> dict[str, Any]:
         event = await self._store.change_all(user, action, up_to, self._clock())
         await self._announce(user, event)
         counts = await self._store.counts(user, self._clock())

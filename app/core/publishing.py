@@ -41,7 +41,7 @@ class Publisher:
         self,
         store: Store,
         bus: EventBus,
-        limits: PublishLimits = PublishLimits(),  # noqa: B008 - frozen, so sharing is safe
+        limits: PublishLimits = PublishLimits(),
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store

@@ -29,7 +29,9 @@ def pending_files(dialect: str, applied: set[int]) -> list[tuple[int, Path]]:
 def statements(sql: str) -> list[str]:
     """Split a migration file on `;` at line ends; comments are dropped."""
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    return [part.strip() for part in re.split(r";\s*$", "\n".join(lines), flags=re.M) if part.strip()]
+    return [
+        part.strip() for part in re.split(r";\s*$", "\n".join(lines), flags=re.M) if part.strip()
+    ]
 
 
 async def apply_migrations(conn: AsyncConnection, dialect: str) -> list[str]:

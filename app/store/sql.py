@@ -94,7 +94,7 @@ def _audience_from_json(raw: str) -> Audience:
     return Everyone()
 
 
-def _notification(row: Row[Any]) -> Notification:
+def _notification(row: Any) -> Notification:
     return Notification(
         id=row.id,
         type=row.type,
@@ -109,7 +109,7 @@ def _notification(row: Row[Any]) -> Notification:
     )
 
 
-def _item(row: Row[Any]) -> InboxItem:
+def _item(row: Any) -> InboxItem:
     return InboxItem(
         seq=row.seq,
         notification=_notification(row),
@@ -182,13 +182,17 @@ class SqlStore:
             else:
                 targets = await self._deliver(conn, notification_id, audience, draft, now)
                 result = Published(
-                    notification_id, len(targets), _draft_notification(notification_id, draft, now),
+                    notification_id,
+                    len(targets),
+                    _draft_notification(notification_id, draft, now),
                     targets,
                 )
             if claim is not None:
                 await conn.execute(
                     update(idempotency_keys)
-                    .where(idempotency_keys.c.publisher == claim[0], idempotency_keys.c.key == claim[1])
+                    .where(
+                        idempotency_keys.c.publisher == claim[0], idempotency_keys.c.key == claim[1]
+                    )
                     .values(notification_id=notification_id, recipients=result.recipients)
                 )
             return result

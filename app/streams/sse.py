@@ -20,8 +20,10 @@ from app.streams._connect import resume_cursor, stream_principal
 
 
 def encode(frame: Frame) -> bytes:
-    head = f"event: {frame.event}\n" if frame.id is None else (
-        f"id: {frame.id}\nevent: {frame.event}\n"
+    head = (
+        f"event: {frame.event}\n"
+        if frame.id is None
+        else (f"id: {frame.id}\nevent: {frame.event}\n")
     )
     return f"{head}data: {frame.data}\n\n".encode()
 

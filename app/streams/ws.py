@@ -8,6 +8,7 @@ token expires (get a new stream token and resume), 1012 when the node shuts down
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import anyio
@@ -100,10 +101,8 @@ async def websocket_stream(websocket: WebSocket) -> None:
             tasks.cancel_scope.cancel()
 
         tasks.start_soon(pump)
-        try:
+        with contextlib.suppress(WebSocketDisconnect):
             await connection.listen()
-        except WebSocketDisconnect:
-            pass
         tasks.cancel_scope.cancel()
     if expired:
         await websocket.close(code=TOKEN_EXPIRED, reason="token expired")
