@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -109,8 +109,18 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
     await opened.aclose()
 
 
+@dataclass
+class LiveServer:
+    url: str
+    uvicorn: uvicorn.Server
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown, as SIGTERM would."""
+        self.uvicorn.should_exit = True
+
+
 @asynccontextmanager
-async def run_server(app: Starlette) -> AsyncIterator[str]:
+async def run_server(app: Starlette) -> AsyncIterator[LiveServer]:
     """Serve `app` with uvicorn on a free loopback port in this event loop."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -125,16 +135,17 @@ async def run_server(app: Starlette) -> AsyncIterator[str]:
         with anyio.fail_after(10):
             while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
                 await anyio.sleep(0.01)
+        live = LiveServer(f"http://127.0.0.1:{port}", server)
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield live
         finally:
-            server.should_exit = True
+            live.stop()
 
 
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[str]:
-    async with run_server(create_app(settings)) as url:
-        yield url
+    async with run_server(create_app(settings)) as live:
+        yield live.url
 
 
 @pytest.fixture

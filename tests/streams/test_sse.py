@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import anyio
 import httpx
 import pytest
 
@@ -73,7 +74,10 @@ async def test_a_stream_only_carries_the_callers_events(
 
 async def test_a_gap_larger_than_the_replay_limit_gets_a_reset(settings: Settings) -> None:
     small = replace(settings, replay_limit=3)
-    async with run_server(create_app(small)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with (
+        run_server(create_app(small)) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
         headers = {"Authorization": f"Bearer {token_for(small, 'alice')}"}
         publisher = {"Authorization": f"Bearer {token_for(small, 'svc', 'notifications:publish')}"}
         for n in range(5):
@@ -119,3 +123,32 @@ async def test_the_stream_warns_before_its_token_expires_then_closes(
         assert warning.event == "token_expiring"
         with pytest.raises(EOFError):
             await stream.next(timeout=5)
+
+
+async def test_a_restarted_server_ends_streams_cleanly_and_clients_resume_without_loss(
+    settings: Settings,
+) -> None:
+    alice = {"Authorization": f"Bearer {token_for(settings, 'alice')}"}
+    sender = {"Authorization": f"Bearer {token_for(settings, 'svc', 'notifications:publish')}"}
+    async with run_server(create_app(settings)) as live:
+        async with httpx.AsyncClient(base_url=live.url) as client:
+            await publish(client, sender, recipients=["alice"], title="before")
+            async with open_stream(client, alice, last_event_id="0") as stream:
+                seen = await stream.next_of("notification")
+                live.stop()
+                with anyio.fail_after(5), pytest.raises((EOFError, httpx.TransportError)):
+                    while True:
+                        await stream.next()
+    async with (
+        run_server(create_app(settings)) as restarted,
+        httpx.AsyncClient(base_url=restarted.url) as client,
+    ):
+        for title in ("while away 1", "while away 2"):
+            await publish(client, sender, recipients=["alice"], title=title)
+        async with open_stream(client, alice, last_event_id=seen.id) as stream:
+            events = [await stream.next() for _ in range(3)]
+    assert [(e.event, e.data.get("title")) for e in events] == [
+        ("notification", "while away 1"),
+        ("notification", "while away 2"),
+        ("unread_count", None),
+    ]
