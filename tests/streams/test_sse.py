@@ -11,7 +11,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import run_server, token_for
-from tests.helpers import open_stream, publish
+from tests.helpers import SseReader, open_stream, publish
 
 pytestmark = pytest.mark.anyio
 
@@ -125,20 +125,26 @@ async def test_the_stream_warns_before_its_token_expires_then_closes(
             await stream.next(timeout=5)
 
 
+async def _drain(stream: SseReader) -> None:
+    while True:
+        await stream.next()
+
+
 async def test_a_restarted_server_ends_streams_cleanly_and_clients_resume_without_loss(
     settings: Settings,
 ) -> None:
     alice = {"Authorization": f"Bearer {token_for(settings, 'alice')}"}
     sender = {"Authorization": f"Bearer {token_for(settings, 'svc', 'notifications:publish')}"}
-    async with run_server(create_app(settings)) as live:
-        async with httpx.AsyncClient(base_url=live.url) as client:
-            await publish(client, sender, recipients=["alice"], title="before")
-            async with open_stream(client, alice, last_event_id="0") as stream:
-                seen = await stream.next_of("notification")
-                live.stop()
-                with anyio.fail_after(5), pytest.raises((EOFError, httpx.TransportError)):
-                    while True:
-                        await stream.next()
+    async with (
+        run_server(create_app(settings)) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        await publish(client, sender, recipients=["alice"], title="before")
+        async with open_stream(client, alice, last_event_id="0") as stream:
+            seen = await stream.next_of("notification")
+            live.stop()
+            with anyio.fail_after(5), pytest.raises((EOFError, httpx.TransportError)):
+                await _drain(stream)
     async with (
         run_server(create_app(settings)) as restarted,
         httpx.AsyncClient(base_url=restarted.url) as client,
