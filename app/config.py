@@ -26,6 +26,11 @@ T = TypeVar("T")
 class Settings:
     database_url: str = "sqlite:///./herald.db"
     redis_url: str | None = None
+    # Keys Herald writes in Redis start with this, so several deployments can share one.
+    redis_prefix: str = "herald"
+    # Live events kept in the Redis stream (approximately): enough for a node's brief hiccup;
+    # anything older is read from the store anyway.
+    redis_stream_maxlen: int = 100_000
     environment: Environment = "development"
     jwt_secret: str | None = None
     jwks_url: str | None = None
@@ -88,6 +93,8 @@ def _cast_environment(raw: str) -> Environment:
 _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "DATABASE_URL": ("database_url", str),
     "REDIS_URL": ("redis_url", str),
+    "HERALD_REDIS_PREFIX": ("redis_prefix", str),
+    "HERALD_REDIS_STREAM_MAXLEN": ("redis_stream_maxlen", int),
     "HERALD_ENV": ("environment", _cast_environment),
     "HERALD_JWT_SECRET": ("jwt_secret", str),
     "HERALD_JWKS_URL": ("jwks_url", str),

@@ -43,7 +43,7 @@ async def supervise(name: str, loop: Callable[[], Awaitable[None]]) -> None:
 
 def build_services(settings: Settings) -> Services:
     store = open_store(settings)
-    bus = open_bus(settings.redis_url)
+    bus = open_bus(settings.redis_url, settings.redis_prefix, settings.redis_stream_maxlen)
     limits = StreamLimits(
         replay_limit=settings.replay_limit,
         buffer=settings.stream_buffer,
@@ -82,7 +82,9 @@ def create_app(settings: Settings) -> Starlette:
             )
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(
-                    supervise, "bus listener", lambda: found.bus.run(found.hub.deliver)
+                    supervise,
+                    "bus listener",
+                    lambda: found.bus.run(found.hub.deliver, found.hub.resync),
                 )
                 tasks.start_soon(supervise, "scheduler", scheduler.run)
                 yield

@@ -1,13 +1,14 @@
 """Fixtures shared by every test: both backends, a live server, tokens and a client.
 
 Backends are parametrized: `embedded` (SQLite file + in-process bus) and `production`
-(PostgreSQL + the node's bus). PostgreSQL is used when reachable; with `--require-backends`
-(CI) an unreachable one is an error, never a skip.
+(PostgreSQL + Redis Streams, with a key prefix of its own per test). Both services are used
+when reachable; with `--require-backends` (CI) an unreachable one is an error, never a skip.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 
@@ -29,6 +32,7 @@ from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from app.store import Store, open_store
 
 PG_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET = "test-secret-" + "x" * 40
 TABLES = "notifications, users, inbox, user_events, topics, topic_subscriptions, idempotency_keys"
 BACKENDS = ["embedded", "production"]
@@ -38,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--require-backends",
         action="store_true",
-        help="fail, never skip, when PostgreSQL is unreachable (CI sets this)",
+        help="fail, never skip, when PostgreSQL or Redis is unreachable (CI sets this)",
     )
 
 
@@ -54,41 +58,73 @@ def _reset_sse_starlette() -> None:
     AppStatus.should_exit = False
 
 
-async def _pg_reachable() -> str | None:
+async def _services_reachable() -> str | None:
     try:
-        conn = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"), timeout=3)
+        conn = await asyncpg.connect(PG_URL, timeout=3)
     except (OSError, asyncpg.PostgresError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return f"PostgreSQL at {PG_URL}: {type(exc).__name__}: {exc}"
     await conn.close()
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        return f"Redis at {REDIS_URL}: {type(exc).__name__}: {exc}"
+    finally:
+        await client.aclose()
     return None
 
 
-_pg_state: dict[str, str | None] = {}
+_services_state: dict[str, str | None] = {}
 
 
-async def _prepare_postgres(request: pytest.FixtureRequest) -> None:
-    """Reset the schema once per session; empty the tables before every test."""
-    if "error" not in _pg_state:
-        _pg_state["error"] = await _pg_reachable()
-        if _pg_state["error"] is None:
-            conn = await asyncpg.connect(PG_URL)
-            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-            await conn.close()
-            store = open_store(Settings(database_url=PG_URL, jwt_secret=SECRET))
-            await store.migrate()
-            await store.aclose()
-    error = _pg_state["error"]
+@pytest.fixture(scope="session")
+async def _session_database() -> AsyncIterator[dict[str, str | None]]:
+    """A database of this test session's own, so parallel sessions never truncate each
+    other's tables; dropped at the end."""
+    yield _services_state
+    name = _services_state.get("database")
+    if name is not None:
+        conn = await asyncpg.connect(PG_URL)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+async def _create_session_database() -> str:
+    name = f"herald_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    conn = await asyncpg.connect(PG_URL)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    _services_state["database"] = name
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    store = open_store(Settings(database_url=url, jwt_secret=SECRET))
+    await store.migrate()
+    await store.aclose()
+    return url
+
+
+async def _prepare_services(request: pytest.FixtureRequest) -> str:
+    """The session database's URL, its tables emptied for this test."""
+    if "error" not in _services_state:
+        _services_state["error"] = await _services_reachable()
+        if _services_state["error"] is None:
+            _services_state["url"] = await _create_session_database()
+    error = _services_state["error"]
     if error is not None:
         if request.config.getoption("--require-backends"):
-            pytest.fail(f"PostgreSQL at {PG_URL} is required but unreachable: {error}")
-        pytest.skip(f"PostgreSQL unreachable: {error}")
-    conn = await asyncpg.connect(PG_URL)
+            pytest.fail(f"required but unreachable: {error}")
+        pytest.skip(f"unreachable: {error}")
+    url = _services_state["url"]
+    assert url is not None
+    conn = await asyncpg.connect(url)
     await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     await conn.close()
+    return url
 
 
 @pytest.fixture(params=BACKENDS)
-async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+async def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, _session_database: dict[str, str | None]
+) -> AsyncIterator[Settings]:
     base = Settings(
         jwt_secret=SECRET,
         dev_secret_file=str(tmp_path / "dev-secret"),
@@ -96,9 +132,16 @@ async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         heartbeat_seconds=15,
     )
     if request.param == "embedded":
-        return replace(base, database_url=f"sqlite:///{tmp_path}/herald.db")
-    await _prepare_postgres(request)
-    return replace(base, database_url=PG_URL)
+        yield replace(base, database_url=f"sqlite:///{tmp_path}/herald.db")
+        return
+    database_url = await _prepare_services(request)
+    prefix = f"herald-test-{uuid.uuid4().hex[:12]}"
+    yield replace(base, database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix)
+    client = Redis.from_url(REDIS_URL)
+    keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
 
 
 @pytest.fixture

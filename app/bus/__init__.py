@@ -16,6 +16,7 @@ from app.errors import ConfigError
 from app.models import LiveEvent
 
 Deliver = Callable[[LiveEvent], None]
+Resync = Callable[[], None]
 
 
 class EventBus(Protocol):
@@ -27,10 +28,12 @@ class EventBus(Protocol):
         """
         ...
 
-    async def run(self, deliver: Deliver) -> None:
+    async def run(self, deliver: Deliver, resync: Resync) -> None:
         """Call `deliver` for each event published by any node, until cancelled.
 
-        `deliver` must not block: it only queues the event for the node's streams.
+        Whenever events may have been missed (the bus was unreachable, or came back), call
+        `resync`, and keep calling it about once a second while the bus stays down, so streams
+        catch up from the store. Neither callback may block.
         """
         ...
 
@@ -41,14 +44,15 @@ class EventBus(Protocol):
     async def aclose(self) -> None: ...
 
 
-def open_bus(url: str | None) -> EventBus:
+def open_bus(url: str | None, prefix: str = "herald", maxlen: int = 100_000) -> EventBus:
     """Build the bus named by REDIS_URL (unset: in-process); the one place its scheme is read."""
     scheme = "memory" if url is None else urlsplit(url).scheme
     if scheme == "memory":
         from app.bus.memory import MemoryBus
 
         return MemoryBus()
-    raise ConfigError(
-        f"REDIS_URL: unsupported scheme {scheme!r} in {redact(url or '')}"
-        " (the Redis Streams bus is not in this build; leave REDIS_URL unset)"
-    )
+    if url is not None and scheme in ("redis", "rediss"):
+        from app.bus.redis import RedisBus
+
+        return RedisBus(url, f"{prefix}:live", maxlen)
+    raise ConfigError(f"REDIS_URL: unsupported scheme {scheme!r} in {redact(url or '')}")

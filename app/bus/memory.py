@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.bus import Deliver, EventBus
+from app.bus import Deliver, EventBus, Resync
 from app.models import LiveEvent
 
 
@@ -17,7 +17,8 @@ class MemoryBus:
         for deliver in self._listeners:
             deliver(event)
 
-    async def run(self, deliver: Deliver) -> None:
+    async def run(self, deliver: Deliver, resync: Resync) -> None:
+        """In one process nothing is ever missed, so `resync` is never needed."""
         self._listeners.append(deliver)
         try:
             await asyncio.Event().wait()

@@ -83,6 +83,14 @@ class Hub:
                 for subscription in subscriptions:
                     subscription.offer(seq, event.kind, event.data)
 
+    def resync(self) -> None:
+        """Every local stream catches up from the store: the bus may have dropped events."""
+        for subscriptions in self._by_user.values():
+            for subscription in subscriptions:
+                subscription.stale = True
+                subscription.buffer.clear()
+                subscription.wake.set()
+
     def streams_of(self, user: str) -> int:
         return len(self._by_user.get(user, ()))
 
