@@ -8,8 +8,8 @@ when reachable; with `--require-backends` (CI) an unreachable one is an error, n
 from __future__ import annotations
 
 import os
-import uuid
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
