@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app import api
+from app.api.metrics import registry_for
 from app.auth import Authenticator
 from app.bus import open_bus
 from app.config import Settings
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> Starlette:
                 if applied:
                     log.info("applied migrations: %s", ", ".join(applied))
             app.state.services = found
+            app.state.metrics_registry = registry_for(found)
             scheduler = Scheduler(
                 found.store,
                 found.publisher,

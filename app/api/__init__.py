@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from app import codec
-from app.api import health, notifications, openapi, stream_token, topics
+from app.api import health, metrics, notifications, openapi, stream_token, topics
 from app.api._http import problem_response
 from app.errors import MethodNotAllowed, NotFound, Problem, ServiceUnavailable, StoreUnavailable
 
@@ -23,6 +23,7 @@ def routes() -> list[BaseRoute]:
         *stream_token.routes,
         *topics.routes,
         *health.routes,
+        *metrics.routes,
         *openapi.routes,
     ]
 

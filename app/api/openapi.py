@@ -122,6 +122,17 @@ def _paths() -> dict[str, Any]:
         "/healthz": {"get": _op("The process is alive", (200, "Health"), errors=())},
         "/readyz": {"get": _op("Store and bus reachability", (200, "Health"), errors=(503,))},
         "/openapi.json": {"get": _op("This document", (200, None), errors=())},
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics of this node",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
     }
     for action in ("read", "unread", "seen", "archive", "unarchive"):
         paths[f"/api/notifications/{{id}}/{action}"] = {

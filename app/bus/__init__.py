@@ -8,7 +8,7 @@ store, so a lost bus message costs latency, never a notification.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from app.config import redact
@@ -42,6 +42,15 @@ class EventBus(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BusStats(Protocol):
+    """Counters a bus may keep for /metrics."""
+
+    events_in: int
+    events_out: int
+    lag_ms: int
 
 
 def open_bus(url: str | None, prefix: str = "herald", maxlen: int = 100_000) -> EventBus:

@@ -12,9 +12,14 @@ from app.models import LiveEvent
 class MemoryBus:
     def __init__(self) -> None:
         self._listeners: list[Deliver] = []
+        self.events_in = 0
+        self.events_out = 0
+        self.lag_ms = 0
 
     async def publish(self, event: LiveEvent) -> None:
+        self.events_out += 1
         for deliver in self._listeners:
+            self.events_in += 1
             deliver(event)
 
     async def run(self, deliver: Deliver, resync: Resync) -> None:

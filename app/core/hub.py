@@ -72,7 +72,11 @@ class Hub:
         self._by_user: dict[str, set[Subscription]] = {}
         self._known: set[str] = set()
         self._closed = False
+        # Plain counters, read by /metrics: the core stays free of any metrics library.
         self.connections = 0
+        self.frames_out = 0
+        self.replays = 0
+        self.resets = 0
 
     def deliver(self, event: LiveEvent) -> None:
         """Queue a live event for the matching local streams: O(targets), never blocks."""
@@ -111,8 +115,10 @@ class Hub:
             await self._ensure_user(user)
             frames, last = await self._start(user, cursor)
             for frame in frames:
+                self.frames_out += 1
                 yield frame
             async for frame in self._live(subscription, last, expires_at):
+                self.frames_out += 1
                 yield frame
         finally:
             self._unregister(subscription)
@@ -158,6 +164,7 @@ class Hub:
         """Frames for every stored event after `last`; every seq up to `committed` is known to
         be committed already, so after this read nothing at or below it can still arrive."""
         limit = self._limits.replay_limit
+        self.replays += 1
         events = await self._store.events_since(user, last, limit + 1, self._clock())
         if len(events) > limit:
             return await self._reset(user)
@@ -166,6 +173,7 @@ class Hub:
 
     async def _reset(self, user: str) -> tuple[list[Frame], int]:
         """Too much was missed to replay: tell the client to refetch, from the head on."""
+        self.resets += 1
         head = await self._store.head(user)
         counts = await self._store.counts(user, self._clock())
         reset = Frame("reset", codec.dumps_str({"cursor": str(head)}), str(head))
