@@ -134,6 +134,21 @@ async def settings(
     if request.param == "embedded":
         yield replace(base, database_url=f"sqlite:///{tmp_path}/herald.db")
         return
+    async for production in _production(request, base):
+        yield production
+
+
+@pytest.fixture
+async def production_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, _session_database: dict[str, str | None]
+) -> AsyncIterator[Settings]:
+    """PostgreSQL + Redis only, for tests of what only the production backend does."""
+    base = Settings(jwt_secret=SECRET, dev_secret_file=str(tmp_path / "dev-secret"))
+    async for production in _production(request, base):
+        yield production
+
+
+async def _production(request: pytest.FixtureRequest, base: Settings) -> AsyncIterator[Settings]:
     database_url = await _prepare_services(request)
     prefix = f"herald-test-{uuid.uuid4().hex[:12]}"
     yield replace(base, database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from app.bus import EventBus
 from app.errors import BusUnavailable
@@ -10,9 +11,17 @@ from app.models import LiveEvent
 
 log = logging.getLogger(__name__)
 
+# While the bus is down every publish fails the same way: say so once per interval, not per event.
+WARN_EVERY_SECONDS = 10.0
+_next_warning = 0.0
+
 
 async def announce(bus: EventBus, event: LiveEvent) -> None:
+    global _next_warning
     try:
         await bus.publish(event)
     except BusUnavailable as exc:
-        log.warning("bus unavailable, streams will catch up from the store: %s", exc)
+        now = time.monotonic()
+        if now >= _next_warning:
+            _next_warning = now + WARN_EVERY_SECONDS
+            log.warning("bus unavailable, streams catch up from the store: %s", exc)
