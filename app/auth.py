@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 from joserfc import errors, jwk, jws, jwt
 
-from app.config import Settings, redact
-from app.errors import ConfigError, ServiceUnavailable, Unauthenticated
+from app.config import ConfigError, Settings, redact
+from app.errors import ServiceUnavailable, Unauthenticated
 from app.models import Principal
 
 __all__ = [
@@ -349,7 +349,7 @@ def _is_stream_claims(claims: dict[str, Any]) -> bool:
 
 def _subject(claims: dict[str, Any]) -> str:
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub or len(sub) > MAX_SUBJECT_CHARS:
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_SUBJECT_CHARS or not sub.isprintable():
         raise Unauthenticated("invalid subject")
     return sub
 
@@ -379,8 +379,8 @@ def issue_token(settings: Settings, sub: str, scopes: Iterable[str], ttl: int) -
     """An HS256 API token, as `herald token` prints it: for development and service callers."""
     if not settings.jwt_secret:
         raise ConfigError("HERALD_JWT_SECRET is not set; cannot sign a token")
-    if not sub or len(sub) > MAX_SUBJECT_CHARS:
-        raise ValueError(f"sub must be 1 to {MAX_SUBJECT_CHARS} characters")
+    if not sub or len(sub) > MAX_SUBJECT_CHARS or not sub.isprintable():
+        raise ValueError(f"sub must be 1 to {MAX_SUBJECT_CHARS} printable characters")
     if ttl <= 0:
         raise ValueError("ttl must be a positive number of seconds")
     now = int(time.time())

@@ -10,8 +10,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from app import codec
-from app.config import Settings, from_env, with_dev_secret
-from app.errors import ConfigError
+from app.config import ConfigError, Settings, from_env, with_dev_secret
 from app.models import SCOPE_PUBLISH
 
 

@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from app.errors import ConfigError
-
 Environment = Literal["development", "production"]
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; raised before anything starts, naming the variable."""
+
+
 T = TypeVar("T")
 
 

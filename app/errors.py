@@ -15,10 +15,6 @@ class HeraldError(Exception):
     """Base of everything Herald raises on purpose."""
 
 
-class ConfigError(HeraldError):
-    """A setting is missing or malformed; raised before anything starts."""
-
-
 class StoreUnavailable(HeraldError):
     """The store could not be reached; callers answer 503 and retry later."""
 
@@ -104,6 +100,10 @@ class ValidationFailed(Problem):
 
 class TooManyRecipients(Problem):
     slug, status, title = "too-many-recipients", 422, "Too many recipients"
+
+
+class InternalError(Problem):
+    slug, status, title = "internal-error", 500, "Internal error"
 
 
 class ServiceUnavailable(Problem):

@@ -7,12 +7,19 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match, Route
 
 from app import codec
 from app.api import health, metrics, notifications, openapi, stream_token, topics
 from app.api._http import problem_response
-from app.errors import MethodNotAllowed, NotFound, Problem, ServiceUnavailable, StoreUnavailable
+from app.errors import (
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    Problem,
+    ServiceUnavailable,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +46,27 @@ async def _http(request: Request, exc: Exception) -> Response:
         return problem_response(NotFound(f"no route for {request.url.path}"))
     if exc.status_code == 405:
         problem = MethodNotAllowed(f"{request.method} is not allowed here")
-        problem.headers.update(exc.headers or {})
+        problem.headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
         return problem_response(problem)
     document = {"type": "about:blank", "title": exc.detail, "status": exc.status_code}
     return Response(codec.dumps(document), exc.status_code, media_type="application/problem+json")
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Every method some route serves at this path: one path may span several routes, and
+    Starlette's own 405 names only the first one's (RFC 9110 wants them all)."""
+    allowed: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match == Match.PARTIAL:
+                allowed |= route.methods
+    return allowed
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """A bug is still answered in the contract's format; uvicorn logs the traceback."""
+    return problem_response(InternalError("an unexpected error; it has been logged"))
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
@@ -54,4 +78,5 @@ exception_handlers = {
     Problem: _problem,
     HTTPException: _http,
     StoreUnavailable: _unavailable,
+    Exception: _unexpected,
 }

@@ -110,6 +110,9 @@ def _query(request: Request) -> InboxQuery:
     before, after = parse_cursor(params.get("before")), parse_cursor(params.get("after"))
     if before is not None and after is not None:
         raise InvalidParameter("give before or after, not both")
+    for name in ("type", "topic"):
+        if "\x00" in params.get(name, ""):
+            raise InvalidParameter(f"{name} must not contain NUL")
     return InboxQuery(
         limit=_limit(request),
         before=before,

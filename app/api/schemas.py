@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-UserId = Annotated[str, Meta(min_length=1, max_length=200)]
+# PostgreSQL text cannot hold NUL, and no title or id needs it: refused on every backend alike.
+NO_NUL = r"^[^\x00]*$"
+UserId = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 TopicName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
 Cursor = Annotated[str, Meta(pattern=r"^[0-9]{1,18}$")]
 Timestamp = Annotated[datetime, Meta(tz=True)]
@@ -18,8 +20,8 @@ Timestamp = Annotated[datetime, Meta(tz=True)]
 class PublishBody(Struct, forbid_unknown_fields=True, kw_only=True):
     """Exactly one of `recipients`, `topic` or `broadcast` says who receives it."""
 
-    title: Annotated[str, Meta(min_length=1, max_length=1000)]
-    body: Annotated[str, Meta(max_length=10_000)] = ""
+    title: Annotated[str, Meta(min_length=1, max_length=1000, pattern=NO_NUL)]
+    body: Annotated[str, Meta(max_length=10_000, pattern=NO_NUL)] = ""
     type: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")] = "default"
     data: dict[str, Any] | None = None
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
@@ -28,7 +30,7 @@ class PublishBody(Struct, forbid_unknown_fields=True, kw_only=True):
     broadcast: bool = False
     send_at: Timestamp | None = None
     expires_at: Timestamp | None = None
-    collapse_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    collapse_key: Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)] | None = None
 
 
 class UpToBody(Struct, forbid_unknown_fields=True, kw_only=True):

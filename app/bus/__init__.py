@@ -11,8 +11,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from app.config import redact
-from app.errors import ConfigError
+from app.config import ConfigError, redact
 from app.models import LiveEvent
 
 Deliver = Callable[[LiveEvent], None]

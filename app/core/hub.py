@@ -152,7 +152,7 @@ class Hub:
             frames, last = [], head
         elif cursor > head:
             # A cursor this store never issued (another database, a forged id): start over.
-            frames, last = await self._reset(user)
+            return await self._reset(user)
         else:
             frames, last = await self._catch_up(user, cursor, committed=0)
             if frames and frames[0].event == "reset":

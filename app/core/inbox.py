@@ -10,7 +10,7 @@ from app import codec
 from app.bus import EventBus
 from app.core.announce import announce
 from app.core.render import counts_body, item_body, state_event
-from app.errors import NotFound
+from app.errors import InvalidCursor, NotFound
 from app.models import BulkAction, InboxQuery, StateAction, StateEvent, now_ms
 from app.store import Store
 
@@ -26,6 +26,11 @@ class Inbox:
         same answer gets a 304 instead, whatever changed underneath."""
         now = self._clock()
         page = await self._store.inbox(user, query, now)
+        if query.after is not None and not page.items:
+            head = await self._store.head(user)
+            if query.after > head:
+                # A cursor this inbox never issued: polling on from it would skip what comes.
+                raise InvalidCursor(f"{query.after} is ahead of this inbox; refetch without after")
         counts = await self._store.counts(user, now)
         items = [item_body(item) for item in page.items]
         body: dict[str, Any] = {"items": items, "next_cursor": None, **counts_body(counts)}

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 BATCH = 100
 # Purging idempotency keys is housekeeping; once a minute is plenty.
 PURGE_EVERY_MS = 60_000
+# Longest a tick may hold up shutdown.
+TICK_LIMIT = 10.0
 
 
 class Scheduler:
@@ -42,11 +44,14 @@ class Scheduler:
 
     async def run(self) -> None:
         while True:
+            released = 0
             try:
-                released = await self.tick()
+                # A tick is one short transaction; cancelling it mid-query (at shutdown) would
+                # leave the driver's connection half-closed, so it finishes first.
+                with anyio.CancelScope(shield=True, deadline=anyio.current_time() + TICK_LIMIT):
+                    released = await self.tick()
             except StoreUnavailable as exc:
                 log.warning("scheduler: store unavailable (%s); retrying", exc)
-                released = 0
             if released < BATCH:
                 await anyio.sleep(self._interval)
 

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from app.config import Settings, redact
-from app.errors import ConfigError
+from app.config import ConfigError, Settings, redact
 from app.models import (
     Audience,
     BulkAction,

@@ -27,8 +27,9 @@ def pending_files(dialect: str, applied: set[int]) -> list[tuple[int, Path]]:
 
 
 def statements(sql: str) -> list[str]:
-    """Split a migration file on `;` at line ends; comments are dropped."""
-    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    """Split a migration file on `;` at line ends; `--` comments are dropped first (our
+    migrations hold no `--` inside string literals)."""
+    lines = [re.sub(r"--.*$", "", line) for line in sql.splitlines()]
     return [
         part.strip() for part in re.split(r";\s*$", "\n".join(lines), flags=re.M) if part.strip()
     ]

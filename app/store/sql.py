@@ -193,7 +193,11 @@ class SqlStore:
                     .where(
                         idempotency_keys.c.publisher == claim[0], idempotency_keys.c.key == claim[1]
                     )
-                    .values(notification_id=notification_id, recipients=result.recipients)
+                    .values(
+                        notification_id=notification_id,
+                        recipients=result.recipients,
+                        scheduled=int(result.scheduled),
+                    )
                 )
             return result
 
@@ -219,7 +223,8 @@ class SqlStore:
         ).one()
         if row.fingerprint != fingerprint:
             raise IdempotencyConflict(f"Idempotency-Key {key!r} was first used with another body")
-        return Published(row.notification_id, row.recipients, replayed=True)
+        scheduled = bool(row.scheduled)
+        return Published(row.notification_id, row.recipients, scheduled=scheduled, replayed=True)
 
     async def _insert_notification(
         self, conn: AsyncConnection, draft: Draft, audience: Audience, scheduled: bool, now: int
@@ -323,8 +328,19 @@ class SqlStore:
         )
 
     async def release_due(self, now: int, limit: int) -> list[Published]:
+        released = []
+        for _ in range(limit):
+            one = await self._release_one(now)
+            if one is None:
+                break
+            released.append(one)
+        return released
+
+    async def _release_one(self, now: int) -> Published | None:
+        """One due notification per transaction: its recipients are locked in sorted order and
+        released at commit, so releasers on several nodes and publishers never deadlock."""
         async with self._write() as conn:
-            due = (
+            row = (
                 await conn.execute(
                     select(notifications)
                     .where(
@@ -332,23 +348,21 @@ class SqlStore:
                         notifications.c.send_at <= now,
                     )
                     .order_by(notifications.c.send_at)
-                    .limit(limit)
+                    .limit(1)
                     .with_for_update(skip_locked=True)
                 )
-            ).all()
-            released = []
-            for row in due:
-                await conn.execute(
-                    update(notifications)
-                    .where(notifications.c.id == row.id)
-                    .values(pending_audience=None, created_at=now)
-                )
-                draft = _row_draft(row)
-                audience = _audience_from_json(row.pending_audience)
-                targets = await self._deliver(conn, row.id, audience, draft, now)
-                notification = _draft_notification(row.id, draft, now)
-                released.append(Published(row.id, len(targets), notification, targets))
-            return released
+            ).first()
+            if row is None:
+                return None
+            await conn.execute(
+                update(notifications)
+                .where(notifications.c.id == row.id)
+                .values(pending_audience=None, created_at=now)
+            )
+            draft = _row_draft(row)
+            audience = _audience_from_json(row.pending_audience)
+            targets = await self._deliver(conn, row.id, audience, draft, now)
+            return Published(row.id, len(targets), _draft_notification(row.id, draft, now), targets)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -434,6 +448,7 @@ class SqlStore:
         column_name, setting = _STATE_COLUMNS[action]
         column = inbox.c[column_name]
         async with self._write() as conn:
+            await self._lock_user(conn, user)
             found = (
                 await conn.execute(
                     select(inbox.c.seq)
@@ -466,6 +481,7 @@ class SqlStore:
         column_name, _ = _STATE_COLUMNS[action]
         column = inbox.c[column_name]
         async with self._write() as conn:
+            await self._lock_user(conn, user)
             if up_to is None:
                 up_to = int(
                     (
@@ -489,6 +505,11 @@ class SqlStore:
             if changed.rowcount == 0:
                 return None
             return await self._record(conn, user, action, None, up_to, now)
+
+    async def _lock_user(self, conn: AsyncConnection, user: str) -> None:
+        """Take the user's row before touching their inbox rows: publishing locks users, then
+        inbox rows, and a change must lock in that same order or the two can deadlock."""
+        await conn.execute(select(users.c.user_id).where(users.c.user_id == user).with_for_update())
 
     async def _record(
         self,

@@ -9,6 +9,8 @@ instead of failing with `database is locked` (NOTES.md: 19 of 40 failed without 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import event
@@ -19,6 +21,9 @@ from app.store.dialect import Dialect
 
 # Another process (a second `herald migrate`, say) may hold the file lock this long.
 BUSY_TIMEOUT_MS = 5000
+# Attempts at switching a fresh file to WAL, BUSY_TIMEOUT_MS worth in all.
+WAL_RETRY_SECONDS = 0.02
+WAL_ATTEMPTS = int(BUSY_TIMEOUT_MS / 1000 / WAL_RETRY_SECONDS)
 
 
 def sqlite_dialect(url: str) -> Dialect:
@@ -29,9 +34,9 @@ def sqlite_dialect(url: str) -> Dialect:
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)
+        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -47,6 +52,21 @@ def sqlite_dialect(url: str) -> Dialect:
         writer=lambda: lock,
         lock_migrations=_no_lock,
     )
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL, retrying: on a brand-new file another process (a `herald migrate` beside
+    a starting `herald serve`) may hold the lock, and SQLite answers this pragma with
+    `database is locked` at once instead of honouring busy_timeout."""
+    for _ in range(WAL_ATTEMPTS - 1):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(WAL_RETRY_SECONDS)  # runs in aiosqlite's connection thread, not the loop
+    cursor.execute("PRAGMA journal_mode=WAL")
 
 
 async def _no_lock(_conn: AsyncConnection) -> None:

@@ -87,5 +87,6 @@ idempotency_keys = Table(
     Column("fingerprint", Text, nullable=False),
     Column("notification_id", BigInteger),
     Column("recipients", Integer),
+    Column("scheduled", Integer),
     Column("created_at", BigInteger, nullable=False),
 )

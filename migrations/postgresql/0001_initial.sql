@@ -67,6 +67,7 @@ CREATE TABLE idempotency_keys (
     fingerprint TEXT NOT NULL,
     notification_id BIGINT,
     recipients INTEGER,
+    scheduled INTEGER,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (publisher, key)
 );

@@ -17,7 +17,7 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_due ON notifications (send_at) WHERE pending_audience IS NOT NULL;
 
 CREATE TABLE users (
-    user_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL PRIMARY KEY,
     last_seq INTEGER NOT NULL,
     created_at INTEGER NOT NULL
 );
@@ -49,7 +49,7 @@ CREATE TABLE user_events (
 );
 
 CREATE TABLE topics (
-    name TEXT PRIMARY KEY,
+    name TEXT NOT NULL PRIMARY KEY,
     created_at INTEGER NOT NULL
 );
 
@@ -67,6 +67,7 @@ CREATE TABLE idempotency_keys (
     fingerprint TEXT NOT NULL,
     notification_id INTEGER,
     recipients INTEGER,
+    scheduled INTEGER,
     created_at INTEGER NOT NULL,
     PRIMARY KEY (publisher, key)
 );
