@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from joserfc import jwk, jwt
 
 from app.auth import STREAM_AUDIENCE, STREAM_TYP, Authenticator, bearer, issue_token
-from app.config import Settings
-from app.errors import ConfigError, ServiceUnavailable, Unauthenticated
+from app.config import ConfigError, Settings
+from app.errors import ServiceUnavailable, Unauthenticated
 from app.models import SCOPE_ADMIN, SCOPE_PUBLISH, Principal
 
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
