@@ -83,3 +83,28 @@ async def open_stream(
     async with client.stream("GET", "/api/stream", headers=sent, params=params) as response:
         assert response.status_code == 200, await response.aread()
         yield SseReader(response)
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    """An RFC 9457 problem with this status and stable slug."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    document: dict[str, Any] = response.json()
+    assert document["type"].endswith("/" + slug), document
+    assert document["status"] == status
+    assert isinstance(document["title"], str)
+    return document
+
+
+async def inbox_of(
+    client: httpx.AsyncClient, headers: dict[str, str], **params: str
+) -> dict[str, Any]:
+    response = await client.get("/api/notifications", headers=headers, params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    page: dict[str, Any] = response.json()
+    return page
+
+
+async def titles_of(client: httpx.AsyncClient, headers: dict[str, str], **params: str) -> list[str]:
+    return [item["title"] for item in (await inbox_of(client, headers, **params))["items"]]

@@ -9,35 +9,12 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import auth
-from tests.helpers import publish
+from tests.helpers import assert_problem, inbox_of, publish, titles_of
 
 pytestmark = pytest.mark.anyio
 
 SINGLE_ACTIONS = ["read", "unread", "seen", "archive", "unarchive"]
 BULK_ACTIONS = ["read", "seen", "archive"]
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    document: dict[str, Any] = response.json()
-    assert document["type"].endswith("/" + slug), document
-    assert document["status"] == status
-    return document
-
-
-async def inbox_of(
-    client: httpx.AsyncClient, headers: dict[str, str], **params: str
-) -> dict[str, Any]:
-    response = await client.get("/api/notifications", headers=headers, params=params)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "application/json"
-    page: dict[str, Any] = response.json()
-    return page
-
-
-async def titles_of(client: httpx.AsyncClient, headers: dict[str, str], **params: str) -> list[str]:
-    return [item["title"] for item in (await inbox_of(client, headers, **params))["items"]]
 
 
 async def item_of(

@@ -17,33 +17,11 @@ from joserfc import jwk, jwt
 from app.config import Settings
 from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from tests.conftest import auth, token_for
-from tests.helpers import open_stream, publish
+from tests.helpers import assert_problem, inbox_of, open_stream, publish, titles_of
 
 pytestmark = pytest.mark.anyio
 
 TOO_LARGE_BODY = 1024 * 1024
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    document: dict[str, Any] = response.json()
-    assert document["type"].endswith("/" + slug), document
-    assert document["status"] == status
-    return document
-
-
-async def inbox_of(
-    client: httpx.AsyncClient, headers: dict[str, str], **params: str
-) -> dict[str, Any]:
-    response = await client.get("/api/notifications", headers=headers, params=params)
-    assert response.status_code == 200, response.text
-    page: dict[str, Any] = response.json()
-    return page
-
-
-async def titles_of(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
-    return [item["title"] for item in (await inbox_of(client, headers))["items"]]
 
 
 async def assert_nothing_stored_for(client: httpx.AsyncClient, headers: dict[str, str]) -> None:

@@ -9,18 +9,9 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import auth
-from tests.helpers import open_stream, publish
+from tests.helpers import assert_problem, open_stream, publish, titles_of
 
 pytestmark = pytest.mark.anyio
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    document: dict[str, Any] = response.json()
-    assert document["type"].endswith("/" + slug), document
-    assert document["status"] == status
-    return document
 
 
 async def topics_of(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -34,12 +25,6 @@ async def topics_of(client: httpx.AsyncClient, headers: dict[str, str]) -> list[
 async def subscribe(client: httpx.AsyncClient, headers: dict[str, str], topic: str) -> None:
     response = await client.put(f"/api/topics/{topic}/subscription", headers=headers)
     assert response.status_code in (200, 201), response.text
-
-
-async def titles_of(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
-    response = await client.get("/api/notifications", headers=headers)
-    assert response.status_code == 200, response.text
-    return [item["title"] for item in response.json()["items"]]
 
 
 async def test_subscribing_answers_201_then_200_when_repeated(
