@@ -71,10 +71,17 @@ class Settings:
     db_pool_size: int = 10
     shutdown_grace_seconds: float = 5.0
     log_level: str = "info"
+    # `POST /api/dev/login` mints tokens for anyone who asks: the demo page signs in with it.
+    # Unset means on in development, off in production (where turning it on is refused).
+    dev_login: bool | None = None
 
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def dev_login_enabled(self) -> bool:
+        return not self.production if self.dev_login is None else self.dev_login
 
 
 def _cast_bool(raw: str) -> bool:
@@ -125,6 +132,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "HERALD_DB_POOL_SIZE": ("db_pool_size", int),
     "HERALD_SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", float),
     "HERALD_LOG_LEVEL": ("log_level", str),
+    "HERALD_DEV_LOGIN": ("dev_login", _cast_bool),
 }
 
 _SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
@@ -174,6 +182,8 @@ def validate(settings: Settings) -> None:
             "HERALD_JWT_SECRET is required when HERALD_ENV=production"
             " (it verifies HS256 tokens and signs stream tokens)"
         )
+    if settings.production and settings.dev_login:
+        raise ConfigError("HERALD_DEV_LOGIN would let anyone mint tokens; not in production")
     if settings.jwt_secret is not None and len(settings.jwt_secret) < 32:
         raise ConfigError("HERALD_JWT_SECRET must be at least 32 characters")
 

@@ -103,6 +103,20 @@ class InboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class SentNotification:
+    """A notification as an operator sees it: who sent it, how many got it, how many read it.
+
+    `send_at` is set while it is still held for later delivery.
+    """
+
+    notification: Notification
+    publisher: str
+    recipients: int
+    read: int
+    send_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Counts:
     unread: int
     unseen: int

@@ -10,7 +10,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
 from app import codec
-from app.api import health, metrics, notifications, openapi, stream_token, topics
+from app.api import (
+    admin,
+    dev_login,
+    health,
+    metrics,
+    notifications,
+    openapi,
+    stream_token,
+    topics,
+)
 from app.api._http import problem_response
 from app.errors import (
     InternalError,
@@ -29,6 +38,8 @@ def routes() -> list[BaseRoute]:
         *notifications.routes,
         *stream_token.routes,
         *topics.routes,
+        *admin.routes,
+        *dev_login.routes,
         *health.routes,
         *metrics.routes,
         *openapi.routes,

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from app import codec
 from app.auth import bearer
 from app.errors import (
+    InvalidParameter,
     MalformedBody,
     NotFound,
     PayloadTooLarge,
@@ -70,6 +71,13 @@ async def read_json(request: Request, kind: type[T], optional: bool = False) -> 
     except msgspec.DecodeError as exc:
         raise MalformedBody(str(exc)) from None
     return result
+
+
+def limit_param(request: Request, default: int, maximum: int) -> int:
+    raw = request.query_params.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise InvalidParameter(f"limit must be a whole number from 1 to {maximum}")
+    return int(raw)
 
 
 def path_id(request: Request) -> int:

@@ -8,7 +8,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, path_id, principal, read_json, services
+from app.api._http import (
+    json_response,
+    limit_param,
+    path_id,
+    principal,
+    read_json,
+    services,
+)
 from app.api.schemas import PublishBody, UpToBody
 from app.core.render import parse_cursor
 from app.errors import InvalidParameter, ValidationFailed
@@ -98,13 +105,6 @@ def _flag(request: Request, name: str) -> bool | None:
     raise InvalidParameter(f"{name} must be true or false")
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidParameter(f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return int(raw)
-
-
 def _query(request: Request) -> InboxQuery:
     params = request.query_params
     before, after = parse_cursor(params.get("before")), parse_cursor(params.get("after"))
@@ -114,7 +114,7 @@ def _query(request: Request) -> InboxQuery:
         if "\x00" in params.get(name, ""):
             raise InvalidParameter(f"{name} must not contain NUL")
     return InboxQuery(
-        limit=_limit(request),
+        limit=limit_param(request, DEFAULT_LIMIT, MAX_LIMIT),
         before=before,
         after=after,
         unread=_flag(request, "unread"),

@@ -85,6 +85,32 @@ def _paths() -> dict[str, Any]:
         "/api/stream/token": {
             "post": _op("A short-lived token for ?token= on the streams", (201, "StreamToken"))
         },
+        "/api/dev/login": {
+            "post": _op(
+                "Development only: a one-hour token for ?sub=, with the scopes in ?scope=",
+                (201, "DevLogin"),
+                security=[],
+                parameters=[
+                    {**_param("sub", schema={"type": "string"}), "required": True},
+                    _param("scope"),
+                ],
+                errors=(400, 404, 415, 422),
+            )
+        },
+        "/api/admin/stats": {
+            "get": _op("This node's live figures (admin)", (200, "NodeStats"), errors=(401, 403))
+        },
+        "/api/admin/notifications": {
+            "get": _op(
+                "Every user's notifications, newest first, with recipient and read counts (admin)",
+                (200, "SentNotificationPage"),
+                parameters=[
+                    _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100}),
+                    _param("before", schema=_CURSOR),
+                ],
+                errors=(400, 401, 403),
+            )
+        },
         "/api/stream": {
             "get": {
                 "summary": "Server-Sent Events: notification, read, unread, seen, archived,"

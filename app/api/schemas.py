@@ -90,6 +90,44 @@ class StreamToken(Struct):
     expires_at: str
 
 
+class DevLogin(Struct):
+    token: str
+    sub: str
+    scopes: list[str]
+    expires_at: str
+
+
+class NodeStats(Struct):
+    connections: int
+    users_connected: int
+    events_out: int
+    replays: int
+    resets: int
+    bus: dict[str, int] | None = None
+
+
+class SentNotificationOut(Struct):
+    id: str
+    type: str
+    title: str
+    body: str
+    data: dict[str, Any] | None
+    priority: str
+    topic: str | None
+    collapse_key: str | None
+    created_at: str
+    expires_at: str | None
+    publisher: str
+    recipients: int
+    read: int
+    send_at: str | None
+
+
+class SentNotificationPage(Struct):
+    items: list[SentNotificationOut]
+    next_cursor: str | None
+
+
 class TopicOut(Struct):
     name: str
     subscribed: bool
@@ -127,6 +165,10 @@ SCHEMAS: tuple[type[Struct], ...] = (
     CountsOut,
     BulkResult,
     StreamToken,
+    DevLogin,
+    NodeStats,
+    SentNotificationOut,
+    SentNotificationPage,
     TopicOut,
     TopicList,
     SubscriptionOut,

@@ -95,6 +95,10 @@ class Hub:
                 subscription.buffer.clear()
                 subscription.wake.set()
 
+    @property
+    def users_connected(self) -> int:
+        return len(self._by_user)
+
     def streams_of(self, user: str) -> int:
         return len(self._by_user.get(user, ()))
 

@@ -23,6 +23,7 @@ from app.models import (
     InboxPage,
     InboxQuery,
     Published,
+    SentNotification,
     StateAction,
     StateEvent,
     Topic,
@@ -70,6 +71,10 @@ class Store(Protocol):
         self, user: str, action: BulkAction, up_to: int | None, now: int
     ) -> StateEvent | None:
         """Apply `action` to every item up to the cursor (all when None); None if none changed."""
+        ...
+
+    async def recent(self, limit: int, before: int | None) -> list[SentNotification]:
+        """Every user's notifications, newest first, ids below `before`: the admin's view."""
         ...
 
     async def counts(self, user: str, now: int) -> Counts:

@@ -28,6 +28,7 @@ from app.models import (
     Notification,
     Published,
     Recipients,
+    SentNotification,
     StateAction,
     StateEvent,
     Topic,
@@ -395,6 +396,35 @@ class SqlStore:
         async with self._read() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _item(row)
+
+    async def recent(self, limit: int, before: int | None) -> list[SentNotification]:
+        stmt = select(notifications).order_by(notifications.c.id.desc()).limit(limit)
+        if before is not None:
+            stmt = stmt.where(notifications.c.id < before)
+        async with self._read() as conn:
+            rows = (await conn.execute(stmt)).all()
+            tallies = {}
+            if rows:
+                tally = (
+                    select(
+                        inbox.c.notification_id,
+                        func.count().label("recipients"),
+                        func.count(inbox.c.read_at).label("read"),
+                    )
+                    .where(inbox.c.notification_id.in_([row.id for row in rows]))
+                    .group_by(inbox.c.notification_id)
+                )
+                tallies = {row.notification_id: row for row in await conn.execute(tally)}
+        return [
+            SentNotification(
+                notification=_notification(row),
+                publisher=row.publisher,
+                recipients=tallies[row.id].recipients if row.id in tallies else 0,
+                read=tallies[row.id].read if row.id in tallies else 0,
+                send_at=row.send_at if row.pending_audience is not None else None,
+            )
+            for row in rows
+        ]
 
     async def counts(self, user: str, now: int) -> Counts:
         async with self._read() as conn:

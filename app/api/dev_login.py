@@ -1,0 +1,45 @@
+"""POST /api/dev/login: a token for any user, so the demo page can sign in without an IdP.
+
+It is what `herald token` does, over HTTP: on by default in development, refused in
+production (HERALD_DEV_LOGIN). A real app mints its users' tokens itself (README).
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.api._http import json_response, read_json, services
+from app.api.schemas import EmptyBody
+from app.auth import issue_token
+from app.errors import InvalidParameter, NotFound
+from app.models import SCOPE_ADMIN, SCOPE_PUBLISH, iso, now_ms
+
+DEV_TOKEN_TTL = 3600
+KNOWN_SCOPES = frozenset({SCOPE_PUBLISH, SCOPE_ADMIN})
+_USER = re.compile(r"[A-Za-z0-9._@-]{1,100}")
+
+
+async def dev_login(request: Request) -> Response:
+    found = services(request)
+    if not found.settings.dev_login_enabled:
+        raise NotFound("dev login is off (HERALD_DEV_LOGIN)")
+    await read_json(request, EmptyBody, optional=True)
+    sub = request.query_params.get("sub", "")
+    if not _USER.fullmatch(sub):
+        raise InvalidParameter("sub must be 1-100 letters, digits or ._@-")
+    scopes = request.query_params.get("scope", "").split()
+    unknown = set(scopes) - KNOWN_SCOPES
+    if unknown:
+        raise InvalidParameter(f"unknown scope {sorted(unknown)[0][:60]!r}")
+    token = issue_token(found.settings, sub, scopes, DEV_TOKEN_TTL)
+    expires_at = now_ms() + DEV_TOKEN_TTL * 1000
+    return json_response(
+        {"token": token, "sub": sub, "scopes": scopes, "expires_at": iso(expires_at)}, 201
+    )
+
+
+routes = [Route("/api/dev/login", dev_login, methods=["POST"])]
