@@ -24,7 +24,7 @@ from tests.conftest import PG_URL, SECRET
 
 pytestmark = pytest.mark.anyio
 
-INITIAL = "0001_initial.sql"
+ALL_MIGRATIONS = ["0001_initial.sql", "0002_inbox_by_notification.sql"]
 
 
 def _with_database(url: str, name: str) -> str:
@@ -123,7 +123,7 @@ async def test_migrations_create_exactly_the_tables_and_columns_of_tables_py(
 ) -> None:
     store = _store(fresh_url)
     try:
-        assert await store.migrate() == [INITIAL]
+        assert await store.migrate() == ALL_MIGRATIONS
     finally:
         await store.aclose()
 
@@ -160,7 +160,7 @@ def _differences(
 async def test_migrate_twice_applies_nothing_the_second_time(fresh_url: str) -> None:
     store = _store(fresh_url)
     try:
-        assert await store.migrate() == [INITIAL]
+        assert await store.migrate() == ALL_MIGRATIONS
         assert await store.migrate() == []
     finally:
         await store.aclose()
@@ -198,7 +198,7 @@ async def _migrate_concurrently(url: str, migrators: int) -> list[list[str]]:
 async def test_concurrent_migrators_apply_each_migration_once_without_errors(
     fresh_url: str,
 ) -> None:
-    assert await _migrate_concurrently(fresh_url, 4) == [[], [], [], [INITIAL]]
+    assert await _migrate_concurrently(fresh_url, 4) == [[], [], [], ALL_MIGRATIONS]
 
 
 async def test_concurrent_migrators_on_a_fresh_sqlite_file_never_fail(tmp_path: Path) -> None:
@@ -207,7 +207,7 @@ async def test_concurrent_migrators_on_a_fresh_sqlite_file_never_fail(tmp_path: 
     for attempt in range(80):
         url = f"sqlite:///{tmp_path}/fresh-{attempt}.db"
         results = await _migrate_concurrently(url, 4)
-        assert results == [[], [], [], [INITIAL]], f"attempt {attempt}: {results}"
+        assert results == [[], [], [], ALL_MIGRATIONS], f"attempt {attempt}: {results}"
 
 
 def test_statements_split_on_semicolons_at_line_ends() -> None:
