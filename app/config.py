@@ -184,6 +184,11 @@ def validate(settings: Settings) -> None:
         )
     if settings.production and settings.dev_login:
         raise ConfigError("HERALD_DEV_LOGIN would let anyone mint tokens; not in production")
+    if not 0 < settings.stream_token_notice < settings.stream_token_ttl:
+        raise ConfigError(
+            "HERALD_STREAM_TOKEN_NOTICE must be positive and below HERALD_STREAM_TOKEN_TTL,"
+            " or every stream would be told to renew as soon as it opens"
+        )
     if settings.jwt_secret is not None and len(settings.jwt_secret) < 32:
         raise ConfigError("HERALD_JWT_SECRET must be at least 32 characters")
 

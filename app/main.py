@@ -96,14 +96,18 @@ def create_app(settings: Settings) -> Starlette:
             await found.bus.aclose()
             await found.store.aclose()
 
-    async def index(request: object) -> Response:
-        return FileResponse(STATIC_DIR / "index.html")
+    def page(name: str) -> Callable[[object], Awaitable[Response]]:
+        async def serve(request: object) -> Response:
+            return FileResponse(STATIC_DIR / name)
+
+        return serve
 
     routes = [
         *api.routes(),
         *sse.routes,
         *ws.routes,
-        Route("/", index, methods=["GET"]),
+        Route("/", page("index.html"), methods=["GET"]),
+        Route("/admin", page("admin.html"), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(

@@ -118,8 +118,12 @@ class SentNotification:
 
 @dataclass(frozen=True, slots=True)
 class Counts:
+    """Unread and unseen counts, exact as of the user's cursor `head`: a client that applies
+    later events on top of them counts each event once."""
+
     unread: int
     unseen: int
+    head: int
 
 
 @dataclass(frozen=True, slots=True)

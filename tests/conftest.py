@@ -178,11 +178,11 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def run_server(app: Starlette) -> AsyncIterator[LiveServer]:
-    """Serve `app` with uvicorn on a free loopback port in this event loop."""
+async def run_server(app: Starlette, port: int = 0) -> AsyncIterator[LiveServer]:
+    """Serve `app` with uvicorn on loopback in this event loop: on `port`, or a free one."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, log_level="warning", timeout_graceful_shutdown=1, lifespan="on", ws="websockets-sansio"

@@ -34,6 +34,7 @@ VALID_BY_TYPE: dict[object, tuple[str, object]] = {
     int: ("42", 42),
     float: ("2.5", 2.5),
     bool: ("false", False),
+    bool | None: ("false", False),
     str: ("some-value", "some-value"),
     str | None: ("some-value", "some-value"),
 }
@@ -41,6 +42,7 @@ INVALID_BY_TYPE: dict[object, list[str]] = {
     int: ["forty-two", "2.5"],
     float: ["fast"],
     bool: ["maybe"],
+    bool | None: ["maybe"],
 }
 HINTS = typing.get_type_hints(Settings)
 FIELDS = [field.name for field in dataclasses.fields(Settings)]
@@ -149,6 +151,13 @@ def test_production_with_a_secret_is_accepted() -> None:
 
     assert settings.production
     assert settings.jwt_secret == LONG_SECRET
+
+
+@pytest.mark.parametrize(("ttl", "notice"), [("60", "60"), ("60", "90"), ("60", "0")])
+def test_a_stream_token_notice_not_below_its_lifetime_is_refused(ttl: str, notice: str) -> None:
+    environ = {"HERALD_STREAM_TOKEN_TTL": ttl, "HERALD_STREAM_TOKEN_NOTICE": notice}
+    with pytest.raises(ConfigError, match="HERALD_STREAM_TOKEN_NOTICE"):
+        from_env(environ)
 
 
 def test_a_short_secret_is_refused() -> None:

@@ -71,18 +71,23 @@ class NotificationPage(Struct):
     next_cursor: str | None
     unread_count: int
     unseen_count: int
+    counts_at: str
     has_more: bool | None = None
 
 
 class CountsOut(Struct):
+    """The counts are exact as of the user's cursor `counts_at`: events after it change them."""
+
     unread_count: int
     unseen_count: int
+    counts_at: str
 
 
 class BulkResult(Struct):
     changed: bool
     unread_count: int
     unseen_count: int
+    counts_at: str
 
 
 class StreamToken(Struct):

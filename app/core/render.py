@@ -66,8 +66,12 @@ def item_body(item: InboxItem) -> dict[str, Any]:
     return body
 
 
-def counts_body(counts: Counts) -> dict[str, int]:
-    return {"unread_count": counts.unread, "unseen_count": counts.unseen}
+def counts_body(counts: Counts) -> dict[str, Any]:
+    return {
+        "unread_count": counts.unread,
+        "unseen_count": counts.unseen,
+        "counts_at": str(counts.head),
+    }
 
 
 def state_body(event: StateEvent) -> dict[str, Any]:

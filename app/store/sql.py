@@ -431,16 +431,19 @@ class SqlStore:
             return await self._counts(conn, user, now)
 
     async def _counts(self, conn: AsyncConnection, user: str, now: int) -> Counts:
+        # The head in the same statement, hence the same snapshot as the counts.
+        head = select(users.c.last_seq).where(users.c.user_id == user).scalar_subquery()
         stmt = (
             select(
                 func.coalesce(func.sum(case((inbox.c.read_at.is_(None), 1), else_=0)), 0),
                 func.coalesce(func.sum(case((inbox.c.seen_at.is_(None), 1), else_=0)), 0),
+                func.coalesce(head, 0),
             )
             .select_from(inbox.join(notifications, notifications.c.id == inbox.c.notification_id))
             .where(inbox.c.user_id == user, inbox.c.archived_at.is_(None), _visible(now))
         )
-        unread, unseen = (await conn.execute(stmt)).one()
-        return Counts(int(unread), int(unseen))
+        unread, unseen, seq = (await conn.execute(stmt)).one()
+        return Counts(int(unread), int(unseen), int(seq))
 
     async def head(self, user: str) -> int:
         async with self._read() as conn:
@@ -675,7 +678,7 @@ def _state_event(row: Row[Any]) -> StateEvent:
         notification_id=row.notification_id,
         up_to=row.up_to,
         at=row.at,
-        counts=Counts(row.unread, row.unseen),
+        counts=Counts(row.unread, row.unseen, row.seq),
     )
 
 

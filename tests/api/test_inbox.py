@@ -76,7 +76,13 @@ async def test_an_empty_inbox_is_an_empty_page(
     client: httpx.AsyncClient, alice: dict[str, str]
 ) -> None:
     page = await inbox_of(client, alice)
-    assert page == {"items": [], "next_cursor": None, "unread_count": 0, "unseen_count": 0}
+    assert page == {
+        "items": [],
+        "next_cursor": None,
+        "unread_count": 0,
+        "unseen_count": 0,
+        "counts_at": "0",
+    }
 
 
 async def test_limit_caps_the_page_size(
@@ -336,9 +342,10 @@ async def test_unread_count_agrees_with_the_list(
     await act(client, alice, ids[0], "read")
     await act(client, alice, ids[1], "seen")
     counts = await counts_of(client, alice)
-    assert counts == {"unread_count": 3, "unseen_count": 2}
+    # Four notifications and two changes: the counts are exact as of cursor 6.
+    assert counts == {"unread_count": 3, "unseen_count": 2, "counts_at": "6"}
     page = await inbox_of(client, alice)
-    assert (page["unread_count"], page["unseen_count"]) == (3, 2)
+    assert (page["unread_count"], page["unseen_count"], page["counts_at"]) == (3, 2, "6")
 
 
 async def test_get_one_returns_the_callers_item(
@@ -359,7 +366,11 @@ async def test_read_sets_seen_too(
     item = await act(client, alice, sent, "read")
     assert item["read_at"] is not None
     assert item["seen_at"] is not None
-    assert await counts_of(client, alice) == {"unread_count": 0, "unseen_count": 0}
+    assert await counts_of(client, alice) == {
+        "unread_count": 0,
+        "unseen_count": 0,
+        "counts_at": "2",
+    }
     again = await act(client, alice, sent, "read")
     assert again["read_at"] == item["read_at"]
 
@@ -372,7 +383,11 @@ async def test_unread_clears_read_but_keeps_seen(
     item = await act(client, alice, sent, "unread")
     assert item["read_at"] is None
     assert item["seen_at"] == read["seen_at"]
-    assert await counts_of(client, alice) == {"unread_count": 1, "unseen_count": 0}
+    assert await counts_of(client, alice) == {
+        "unread_count": 1,
+        "unseen_count": 0,
+        "counts_at": "3",
+    }
 
 
 async def test_seen_marks_seen_only(
@@ -382,7 +397,11 @@ async def test_seen_marks_seen_only(
     item = await act(client, alice, sent, "seen")
     assert item["seen_at"] is not None
     assert item["read_at"] is None
-    assert await counts_of(client, alice) == {"unread_count": 1, "unseen_count": 0}
+    assert await counts_of(client, alice) == {
+        "unread_count": 1,
+        "unseen_count": 0,
+        "counts_at": "2",
+    }
 
 
 async def test_delete_answers_204_and_then_the_item_is_gone(
@@ -401,7 +420,11 @@ async def test_delete_answers_204_and_then_the_item_is_gone(
         await client.post(f"/api/notifications/{ids[0]}/read", headers=alice), 404, "not-found"
     )
     assert await titles_of(client, alice) == ["n1"]
-    assert await counts_of(client, alice) == {"unread_count": 1, "unseen_count": 1}
+    assert await counts_of(client, alice) == {
+        "unread_count": 1,
+        "unseen_count": 1,
+        "counts_at": "3",
+    }
 
 
 # --- bulk changes --------------------------------------------------------------------------
@@ -413,11 +436,21 @@ async def test_read_all_reads_everything(
     await send_many(client, publisher, 3)
     response = await client.post("/api/notifications/read-all", headers=alice)
     assert response.status_code == 200
-    assert response.json() == {"changed": True, "unread_count": 0, "unseen_count": 0}
+    assert response.json() == {
+        "changed": True,
+        "unread_count": 0,
+        "unseen_count": 0,
+        "counts_at": "4",
+    }
     page = await inbox_of(client, alice)
     assert all(item["read_at"] and item["seen_at"] for item in page["items"])
     repeat = await client.post("/api/notifications/read-all", headers=alice, json={})
-    assert repeat.json() == {"changed": False, "unread_count": 0, "unseen_count": 0}
+    assert repeat.json() == {
+        "changed": False,
+        "unread_count": 0,
+        "unseen_count": 0,
+        "counts_at": "4",
+    }
 
 
 async def test_seen_all_sees_everything_and_reads_nothing(
@@ -426,7 +459,12 @@ async def test_seen_all_sees_everything_and_reads_nothing(
     await send_many(client, publisher, 3)
     response = await client.post("/api/notifications/seen-all", headers=alice)
     assert response.status_code == 200
-    assert response.json() == {"changed": True, "unread_count": 3, "unseen_count": 0}
+    assert response.json() == {
+        "changed": True,
+        "unread_count": 3,
+        "unseen_count": 0,
+        "counts_at": "4",
+    }
     page = await inbox_of(client, alice)
     assert all(item["seen_at"] and item["read_at"] is None for item in page["items"])
 
@@ -437,7 +475,12 @@ async def test_archive_all_archives_everything(
     await send_many(client, publisher, 3)
     response = await client.post("/api/notifications/archive-all", headers=alice, json={})
     assert response.status_code == 200
-    assert response.json() == {"changed": True, "unread_count": 0, "unseen_count": 0}
+    assert response.json() == {
+        "changed": True,
+        "unread_count": 0,
+        "unseen_count": 0,
+        "counts_at": "4",
+    }
     assert await titles_of(client, alice) == []
     assert await titles_of(client, alice, archived="true") == ["n2", "n1", "n0"]
 
@@ -594,4 +637,8 @@ async def test_every_inbox_endpoint_needs_a_token(
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert "n0" not in response.text
     alice_again = auth(settings, "alice")
-    assert await counts_of(client, alice_again) == {"unread_count": 1, "unseen_count": 1}
+    assert await counts_of(client, alice_again) == {
+        "unread_count": 1,
+        "unseen_count": 1,
+        "counts_at": "1",
+    }

@@ -39,15 +39,18 @@ def refs_in(node: Any) -> Iterator[str]:
             yield from refs_in(value)
 
 
+HTML_PAGES = {"/", "/admin"}
+
+
 def app_operations(settings: Settings) -> set[tuple[str, str]]:
-    """(path, method) for every route the app serves, but the static mount and the demo page."""
+    """(path, method) for every route the app serves, but the static mount and the HTML pages."""
     found: set[tuple[str, str]] = set()
     for route in create_app(settings).routes:
         if isinstance(route, Mount):
             continue
         if isinstance(route, WebSocketRoute):
             found.add((route.path, "get"))
-        elif isinstance(route, Route) and route.path != "/":
+        elif isinstance(route, Route) and route.path not in HTML_PAGES:
             assert route.methods is not None
             found.update((route.path, method.lower()) for method in route.methods - {"HEAD"})
     return found

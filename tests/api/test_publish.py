@@ -29,7 +29,7 @@ async def assert_nothing_stored_for(client: httpx.AsyncClient, headers: dict[str
     assert page["items"] == []
     assert page["unread_count"] == 0
     counts = await client.get("/api/notifications/unread-count", headers=headers)
-    assert counts.json() == {"unread_count": 0, "unseen_count": 0}
+    assert counts.json() == {"unread_count": 0, "unseen_count": 0, "counts_at": "0"}
 
 
 def in_seconds(seconds: float) -> str:

@@ -557,7 +557,7 @@ async def test_counts_exclude_archived_deleted_and_expired_items(store: Store) -
 
     assert (now.unread, now.unseen) == (2, 2)
     assert (later.unread, later.unseen) == (1, 1)
-    assert await store.counts("nobody", t0) == Counts(0, 0)
+    assert await store.counts("nobody", t0) == Counts(0, 0, 0)
 
 
 async def test_head_is_zero_for_a_user_never_seen(store: Store) -> None:

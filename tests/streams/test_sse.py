@@ -22,7 +22,7 @@ async def test_published_notification_reaches_the_recipients_stream(
     async with open_stream(client, alice) as stream:
         counts = await stream.next()
         assert counts.event == "unread_count"
-        assert counts.data == {"unread_count": 0, "unseen_count": 0}
+        assert counts.data == {"unread_count": 0, "unseen_count": 0, "counts_at": "0"}
         sent = await publish(client, publisher, recipients=["alice"], title="Invoice ready")
         event = await stream.next()
     assert event.event == "notification"

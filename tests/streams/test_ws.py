@@ -45,7 +45,7 @@ async def test_notification_arrives_as_a_json_frame_with_its_cursor(
         assert counts == {
             "event": "unread_count",
             "id": None,
-            "data": {"unread_count": 0, "unseen_count": 0},
+            "data": {"unread_count": 0, "unseen_count": 0, "counts_at": "0"},
         }
         sent = await publish(client, publisher, recipients=["alice"], title="over ws")
         frame = await next_frame(ws, "notification")
