@@ -39,6 +39,12 @@ def serve(args: argparse.Namespace) -> None:
         " mint a token with `herald token --sub alice`",
         file=sys.stderr,
     )
+    if settings.dev_login_enabled:
+        print(
+            f"herald: demo page http://{host}:{port}/ and admin page http://{host}:{port}/admin"
+            " (development login on; HERALD_DEV_LOGIN=false turns it off)",
+            file=sys.stderr,
+        )
     uvicorn.run(
         create_app(settings),
         host=host,

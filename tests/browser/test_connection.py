@@ -51,7 +51,7 @@ async def test_a_restarted_server_misses_nothing_and_repeats_nothing(
             await wait_for_titles(page, ["b", "a"])
         # sse-starlette flags every stream to end once a server shuts down (NOTES.md).
         AppStatus.should_exit = False
-        await page.wait_for_selector("herald-bell:not([state=live])")
+        await page.wait_for_selector("herald-bell[state=offline]")
 
         async with run_server(create_app(settings)) as other:
             meanwhile = Herald(settings, other, http)

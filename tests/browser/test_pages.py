@@ -133,3 +133,19 @@ async def test_screenshots_of_the_demo_and_admin_pages(
     await admin.screenshot(path=SCREENSHOTS / "admin-phone.png", full_page=True)
     for name in ("demo-desktop", "demo-phone", "admin-desktop", "admin-phone"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+async def test_the_page_themes_the_bell_with_custom_properties(
+    herald: Herald, open_demo: OpenPage
+) -> None:
+    page = await open_demo(herald.url)
+    await page.add_style_tag(
+        content="herald-bell { --herald-accent: rgb(1, 2, 3); --herald-badge-bg: rgb(4, 5, 6); }"
+    )
+    await herald.send("alice", "themed")
+    await wait_for_badge(page, "1")
+    color = await page.locator("herald-bell .read-all").evaluate("e => getComputedStyle(e).color")
+    badge = await page.locator("herald-bell .badge").evaluate(
+        "e => getComputedStyle(e).backgroundColor"
+    )
+    assert (color, badge) == ("rgb(1, 2, 3)", "rgb(4, 5, 6)")
