@@ -25,6 +25,7 @@ const TOKEN_MARGIN_MS = 60_000;
 const WS_PING_MS = 25_000;
 const WS_TOKEN_EXPIRED = 4001;
 const POLL_PAGE = 100;
+const MIN_RENEWAL_MS = 1_000;
 
 /** A problem+json answer from Herald, or a failed request. */
 export class HeraldError extends Error {
@@ -226,6 +227,7 @@ class Link {
     while (!signal.aborted) {
       const transport = transports[level];
       this.client.setState("connecting", transport);
+      const began = Date.now();
       let outcome;
       try {
         outcome = await this[transport](signal, level > 0);
@@ -233,7 +235,9 @@ class Link {
         outcome = { opened: false };
       }
       if (signal.aborted) return;
-      if (outcome.renew) continue;
+      // Renew at once, unless the last renewal was just now: a token source handing out
+      // tokens that are always about to expire must not turn into a reconnect storm.
+      if (outcome.renew && Date.now() - began >= MIN_RENEWAL_MS) continue;
       if (outcome.upgrade) {
         level = 0;
         failures = 0;
