@@ -68,6 +68,7 @@ export class HeraldBell extends HTMLElement {
     this.root = this.attachShadow({ mode: "open" });
     this.root.append(TEMPLATE.content.cloneNode(true));
     this.$ = (selector) => this.root.querySelector(selector);
+    this.wirePanel();
   }
 
   connectedCallback() {
@@ -82,14 +83,18 @@ export class HeraldBell extends HTMLElement {
       });
       this.ownsClient = true;
     }
-    this.wire();
+    this.wireClient();
     this.start().catch((error) => this.showError(error));
   }
 
+  /** A bell moved elsewhere in the page reconnects with a client of its own, from scratch. */
   disconnectedCallback() {
-    if (this.ownsClient) this.client.close();
-    this.observer?.disconnect();
     this.started = false;
+    if (!this.ownsClient) return;
+    this.client.close();
+    this.client = null;
+    this.ownsClient = false;
+    this.clear();
   }
 
   async start() {
@@ -97,7 +102,8 @@ export class HeraldBell extends HTMLElement {
     await this.loadPage(null);
   }
 
-  wire() {
+  /** The panel's own controls, once: they outlive any client. */
+  wirePanel() {
     const bell = this.$(".bell");
     bell.addEventListener("click", () => this.toggle());
     this.$(".read-all").addEventListener("click", () => this.act(() => this.client.markAllRead()));
@@ -112,7 +118,9 @@ export class HeraldBell extends HTMLElement {
       if (entries.some((entry) => entry.isIntersecting)) this.loadMore();
     }, { root: this.$(".panel") });
     this.observer.observe(this.$(".sentinel"));
+  }
 
+  wireClient() {
     const client = this.client;
     client.addEventListener("state", (event) => this.showState(event.detail));
     client.addEventListener("notification", (event) => this.onNotification(event.detail));
@@ -154,12 +162,16 @@ export class HeraldBell extends HTMLElement {
     this.loadPage(this.nextCursor).catch((error) => this.showError(error));
   }
 
-  async reload() {
+  clear() {
     for (const { element } of this.items.values()) element.remove();
     this.items.clear();
     this.countsAt = null;
     this.newerUnread.clear();
     this.nextCursor = null;
+  }
+
+  async reload() {
+    this.clear();
     await this.loadPage(null).catch((error) => this.showError(error));
   }
 

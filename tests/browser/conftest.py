@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
@@ -34,6 +35,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+# How long to let leadership or a connection settle before counting streams on the server.
+SETTLE_SECONDS = 10
 # Playwright's own wait for a condition in the page; each test's waits are bounded by it.
 WAIT_MS = 15_000
 
@@ -98,6 +101,13 @@ class Herald:
         assert response.status_code == 200, response.text
         count: int = response.json()["connections"]
         return count
+
+    async def wait_for_connections(self, expected: int) -> None:
+        """Streams open on the server settle to `expected` (a closed tab's may linger)."""
+        with anyio.move_on_after(SETTLE_SECONDS):
+            while await self.connections() != expected:  # noqa: ASYNC110 - polls the server
+                await anyio.sleep(0.1)
+        assert await self.connections() == expected
 
 
 @pytest.fixture

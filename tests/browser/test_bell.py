@@ -143,3 +143,17 @@ async def test_infinite_scroll_pages_back_with_before(herald: Herald, open_demo:
         await page.wait_for_timeout(200)
     assert await titles(page) == [f"n{n:02}" for n in reversed(range(45))]
     assert await badge(page) == "45"
+
+
+async def test_a_bell_moved_in_the_page_reconnects_and_keeps_one_stream(
+    herald: Herald, open_demo: OpenPage
+) -> None:
+    page = await open_demo(herald.url)
+    await herald.send("alice", "before the move")
+    await wait_for_titles(page, ["before the move"])
+    await page.evaluate("document.body.append(document.querySelector('herald-bell'))")
+    await page.wait_for_selector("herald-bell[state=live]")
+    await herald.send("alice", "after the move")
+    await wait_for_titles(page, ["after the move", "before the move"])
+    await wait_for_badge(page, "2")
+    await herald.wait_for_connections(1)

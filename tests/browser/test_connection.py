@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, Route, WebSocketRoute
@@ -27,8 +26,6 @@ from tests.conftest import run_server
 pytestmark = pytest.mark.anyio
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-# How long to let leadership or a connection settle before counting streams on the server.
-SETTLE_SECONDS = 10
 
 
 async def bell_attribute(page: Page, name: str) -> str | None:
@@ -130,7 +127,7 @@ async def test_eight_tabs_hold_one_stream_and_a_new_leader_resumes_without_loss(
     herald: Herald, open_demo: OpenPage
 ) -> None:
     pages = [await open_demo(herald.url) for _ in range(8)]
-    await _wait_for_connections(herald, 1)
+    await herald.wait_for_connections(1)
     await herald.send("alice", "to all eight")
     for page in pages:
         await wait_for_titles(page, ["to all eight"])
@@ -147,19 +144,12 @@ async def test_eight_tabs_hold_one_stream_and_a_new_leader_resumes_without_loss(
         await wait_for_titles(page, [*reversed(sent), "to all eight"])
         await wait_for_badge(page, "6")
     assert sum([await _leading(page) for page in others]) == 1
-    await _wait_for_connections(herald, 1)
+    await herald.wait_for_connections(1)
 
 
 async def _leading(page: Page) -> bool:
     leading: bool = await page.evaluate("document.querySelector('herald-bell').client.leading")
     return leading
-
-
-async def _wait_for_connections(herald: Herald, expected: int) -> None:
-    with anyio.move_on_after(SETTLE_SECONDS):
-        while await herald.connections() != expected:  # noqa: ASYNC110 - polls the server
-            await anyio.sleep(0.1)
-    assert await herald.connections() == expected
 
 
 async def test_the_readme_snippet_works_as_written(herald: Herald, open_blank: OpenPage) -> None:
