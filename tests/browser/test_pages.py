@@ -98,7 +98,8 @@ async def test_an_urgent_notification_shows_a_system_notification_while_hidden(
         """
     )
     page = await open_demo(herald.url)
-    await herald.send("alice", "normal while visible", priority="urgent")
+    await herald.send("alice", "urgent while visible", priority="urgent")
+    await wait_for_badge(page, "1")
     await page.evaluate("window.__visibility = 'hidden'")
     await herald.send("alice", "routine", priority="normal")
     await herald.send("alice", "server on fire", priority="urgent")
