@@ -17,6 +17,7 @@ from app.errors import Forbidden
 from app.models import SCOPE_ADMIN, iso
 
 RECENT_LIMIT = 50
+MAX_RECENT_LIMIT = 100
 
 
 async def _admin(request: Request) -> None:
@@ -48,7 +49,7 @@ async def stats(request: Request) -> Response:
 async def recent(request: Request) -> Response:
     await _admin(request)
     before = parse_cursor(request.query_params.get("before"))
-    limit = limit_param(request, RECENT_LIMIT, 100)
+    limit = limit_param(request, RECENT_LIMIT, MAX_RECENT_LIMIT)
     sent = await services(request).store.recent(limit, before)
     items = [
         {

@@ -49,9 +49,10 @@ class PublishResult(Struct):
     scheduled: bool
 
 
-class NotificationOut(Struct):
+class NotificationFields(Struct):
+    """What every view of a notification serves (`app.core.render.notification_body`)."""
+
     id: str
-    cursor: str
     type: str
     title: str
     body: str
@@ -61,6 +62,12 @@ class NotificationOut(Struct):
     collapse_key: str | None
     created_at: str
     expires_at: str | None
+
+
+class NotificationOut(NotificationFields):
+    """One user's item: its cursor in their sequence and their state of it."""
+
+    cursor: str
     seen_at: str | None
     read_at: str | None
     archived_at: str | None
@@ -111,17 +118,9 @@ class NodeStats(Struct):
     bus: dict[str, int] | None = None
 
 
-class SentNotificationOut(Struct):
-    id: str
-    type: str
-    title: str
-    body: str
-    data: dict[str, Any] | None
-    priority: str
-    topic: str | None
-    collapse_key: str | None
-    created_at: str
-    expires_at: str | None
+class SentNotificationOut(NotificationFields):
+    """An operator's view: who sent it, to how many, read by how many, held until when."""
+
     publisher: str
     recipients: int
     read: int

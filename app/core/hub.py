@@ -150,17 +150,16 @@ class Hub:
         self._known.add(user)
 
     async def _start(self, user: str, cursor: int | None) -> tuple[list[Frame], int]:
-        head = await self._store.head(user)
-        frames: list[Frame]
         if cursor is None:
-            frames, last = [], head
-        elif cursor > head:
+            # From now: the counts' own head is "now", read in the same snapshot as them.
+            counts = await self._store.counts(user, self._clock())
+            return [counts_frame(counts)], counts.head
+        if cursor > await self._store.head(user):
             # A cursor this store never issued (another database, a forged id): start over.
             return await self._reset(user)
-        else:
-            frames, last = await self._catch_up(user, cursor, committed=0)
-            if frames and frames[0].event == "reset":
-                return frames, last
+        frames, last = await self._catch_up(user, cursor, committed=0)
+        if frames and frames[0].event == "reset":
+            return frames, last
         frames.append(counts_frame(await self._store.counts(user, self._clock())))
         return frames, last
 
@@ -178,10 +177,10 @@ class Hub:
     async def _reset(self, user: str) -> tuple[list[Frame], int]:
         """Too much was missed to replay: tell the client to refetch, from the head on."""
         self.resets += 1
-        head = await self._store.head(user)
         counts = await self._store.counts(user, self._clock())
-        reset = Frame("reset", codec.dumps_str({"cursor": str(head)}), str(head))
-        return [reset, counts_frame(counts)], head
+        head = str(counts.head)
+        reset = Frame("reset", codec.dumps_str({"cursor": head}), head)
+        return [reset, counts_frame(counts)], counts.head
 
     async def _live(
         self, subscription: Subscription, last: int, expires_at: int | None

@@ -26,12 +26,10 @@ class Inbox:
         same answer gets a 304 instead, whatever changed underneath."""
         now = self._clock()
         page = await self._store.inbox(user, query, now)
-        if query.after is not None and not page.items:
-            head = await self._store.head(user)
-            if query.after > head:
-                # A cursor this inbox never issued: polling on from it would skip what comes.
-                raise InvalidCursor(f"{query.after} is ahead of this inbox; refetch without after")
         counts = await self._store.counts(user, now)
+        if query.after is not None and not page.items and query.after > counts.head:
+            # A cursor this inbox never issued: polling on from it would skip what comes.
+            raise InvalidCursor(f"{query.after} is ahead of this inbox; refetch without after")
         items = [item_body(item) for item in page.items]
         body: dict[str, Any] = {"items": items, "next_cursor": None, **counts_body(counts)}
         if query.after is not None:

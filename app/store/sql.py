@@ -403,7 +403,7 @@ class SqlStore:
             stmt = stmt.where(notifications.c.id < before)
         async with self._read() as conn:
             rows = (await conn.execute(stmt)).all()
-            tallies = {}
+            tallies: dict[int, tuple[int, int]] = {}
             if rows:
                 tally = (
                     select(
@@ -414,17 +414,24 @@ class SqlStore:
                     .where(inbox.c.notification_id.in_([row.id for row in rows]))
                     .group_by(inbox.c.notification_id)
                 )
-                tallies = {row.notification_id: row for row in await conn.execute(tally)}
-        return [
-            SentNotification(
-                notification=_notification(row),
-                publisher=row.publisher,
-                recipients=tallies[row.id].recipients if row.id in tallies else 0,
-                read=tallies[row.id].read if row.id in tallies else 0,
-                send_at=row.send_at if row.pending_audience is not None else None,
+                tallies = {
+                    row.notification_id: (row.recipients, row.read)
+                    for row in await conn.execute(tally)
+                }
+        sent = []
+        for row in rows:
+            recipients, read = tallies.get(row.id, (0, 0))
+            held = row.pending_audience is not None
+            sent.append(
+                SentNotification(
+                    _notification(row),
+                    row.publisher,
+                    recipients,
+                    read,
+                    row.send_at if held else None,
+                )
             )
-            for row in rows
-        ]
+        return sent
 
     async def counts(self, user: str, now: int) -> Counts:
         async with self._read() as conn:

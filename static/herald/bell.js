@@ -61,7 +61,6 @@ export class HeraldBell extends HTMLElement {
     this.countsAt = null;
     this.baseUnread = 0;
     this.newerUnread = new Set();
-    this.unread = 0;
     this.nextCursor = null;
     this.loading = false;
     this.started = false;
@@ -299,8 +298,11 @@ export class HeraldBell extends HTMLElement {
     this.showUnread();
   }
 
+  get unread() {
+    return Math.max(0, this.baseUnread + this.newerUnread.size);
+  }
+
   showUnread() {
-    this.unread = Math.max(0, this.baseUnread + this.newerUnread.size);
     const badge = this.$(".badge");
     badge.hidden = this.unread === 0;
     badge.textContent = this.unread > 99 ? "99+" : String(this.unread);

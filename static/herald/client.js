@@ -88,12 +88,16 @@ class Credentials {
   constructor(source) {
     this.source = source;
     this.token = null;
-    this.expiresAt = Infinity;
+    this.claims = {};
     this.pending = null;
   }
 
   get sub() {
-    return this.token === null ? null : claimsOf(this.token).sub ?? null;
+    return this.claims.sub ?? null;
+  }
+
+  get expiresAt() {
+    return typeof this.claims.exp === "number" ? this.claims.exp * 1000 : Infinity;
   }
 
   async get(force = false) {
@@ -121,9 +125,8 @@ class Credentials {
     }
     const token = typeof answer === "string" ? answer : answer?.token;
     if (typeof token !== "string" || !token) throw new HeraldError(0, { title: "no token given" });
-    const exp = claimsOf(token).exp;
     this.token = token;
-    this.expiresAt = typeof exp === "number" ? exp * 1000 : Infinity;
+    this.claims = claimsOf(token);
     return token;
   }
 }
