@@ -5,13 +5,16 @@
 #   docker run -e DATABASE_URL=postgresql://... -e REDIS_URL=redis://... \
 #              -e HERALD_ENV=production -e HERALD_JWT_SECRET=... -p 8000:8000 herald
 #   docker run ... herald worker | migrate | token --sub alice | send --to alice --title Hi
+#   docker run -e HERALD_JWT_SECRET_FILE=/run/secrets/jwt ... herald   # secrets from files
 #
 # Layout: the source sits in /app (/app/app, /app/migrations, /app/static side by side, as
 # app/store/migrations.py expects) and is installed in editable mode into /opt/venv, so the
-# `herald` console script imports it from /app. Both paths are the same in both stages.
+# `herald` console script imports it from /app. Both paths are the same in both stages, and so
+# is the base image: /opt/venv links to its interpreter.
+ARG PYTHON_IMAGE=python:3.11-slim
 
 # ---------------------------------------------------------------------------------------------
-FROM python:3.11-slim AS builder
+FROM ${PYTHON_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -35,21 +38,22 @@ COPY app/__init__.py app/__init__.py
 RUN /opt/venv/bin/pip install -e .
 
 # ---------------------------------------------------------------------------------------------
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-RUN groupadd --system herald \
-    && useradd --system --gid herald --home-dir /var/lib/herald --create-home \
+# A fixed, numeric uid: bind mounts and secret files can be owned by it, and Kubernetes'
+# runAsNonRoot can only verify a numeric USER.
+RUN groupadd --system --gid 10001 herald \
+    && useradd --system --uid 10001 --gid herald --home-dir /var/lib/herald --create-home \
        --shell /usr/sbin/nologin herald
 
 COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /app
-COPY setup.cfg ./
 COPY app/ app/
 COPY migrations/ migrations/
 COPY static/ static/
@@ -61,13 +65,15 @@ RUN python -m compileall -q app \
 # The working directory is where the embedded default keeps ./herald.db and its development
 # secret; mount a volume here to keep them.
 WORKDIR /var/lib/herald
-USER herald
+USER 10001:10001
 
 EXPOSE 8000
 
-# For `worker` containers, which serve no HTTP, run with --no-healthcheck.
+# GET http://127.0.0.1:$HERALD_PORT/healthz, or HERALD_HEALTHCHECK_URL. A worker serves no HTTP:
+# give it --metrics-port 9100 and HERALD_HEALTHCHECK_URL=http://127.0.0.1:9100/metrics, or run
+# it with --no-healthcheck.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HERALD_PORT', '8000'), timeout=4)"]
+    CMD ["/app/docker/entrypoint.sh", "healthcheck"]
 
 ENTRYPOINT ["/app/docker/entrypoint.sh"]
 CMD ["serve"]

@@ -35,6 +35,7 @@ __all__ = [
     "JwksFetcher",
     "bearer",
     "issue_token",
+    "issue_unsubscribe_token",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,13 @@ JWKS_KEY_TYPES = frozenset({"RSA", "EC"})
 STREAM_AUDIENCE = "herald-stream"
 # Explicit typing (RFC 8725 §3.11) so a stream token can never pass for an API token.
 STREAM_TYP = "herald-stream+jwt"
+# Unsubscribe links in emails carry a token that does one thing: switch email off for one
+# type. It lives long (an email is read months later) and so must never open anything else.
+UNSUBSCRIBE_AUDIENCE = "herald-unsubscribe"
+UNSUBSCRIBE_TYP = "herald-unsubscribe+jwt"
+UNSUBSCRIBE_TTL_SECONDS = 366 * 86_400
+# Tokens Herald mints for one purpose, refused wherever an API token is expected.
+SINGLE_PURPOSE = {STREAM_TYP: STREAM_AUDIENCE, UNSUBSCRIBE_TYP: UNSUBSCRIBE_AUDIENCE}
 
 # Real bearer tokens are well under 2 KB; the bound caps the work done on hostile input
 # before any base64 or JSON decoding happens.
@@ -82,7 +90,8 @@ class Authenticator:
         self._settings = settings
         self._secret = jwk.OctKey.import_key(settings.jwt_secret)
         self._api_claims = _api_claims_registry(settings)
-        self._stream_claims = _stream_claims_registry(settings)
+        self._stream_claims = _single_purpose_registry(settings, STREAM_AUDIENCE)
+        self._unsubscribe_claims = _single_purpose_registry(settings, UNSUBSCRIBE_AUDIENCE)
         self._jwks = _JwksCache(
             settings.jwks_url, fetch_jwks or fetch_jwks_http, settings.jwks_cache_seconds, clock
         )
@@ -90,15 +99,15 @@ class Authenticator:
     async def authenticate(self, token: str) -> Principal:
         """The caller behind an API token; every failure is `Unauthenticated`."""
         header = _header(token)
-        if _is_stream_header(header):
-            raise Unauthenticated("stream tokens only open streams")
+        if header.get("typ") in SINGLE_PURPOSE:
+            raise Unauthenticated("this token is for one purpose only")
         alg = header.get("alg")
         if not isinstance(alg, str):
             raise Unauthenticated("malformed token")
         key = await self._api_key(alg, header.get("kid"))
         claims = _verified_claims(token, key, alg)
-        if _is_stream_claims(claims):
-            raise Unauthenticated("stream tokens only open streams")
+        if any(_has_audience(claims, audience) for audience in SINGLE_PURPOSE.values()):
+            raise Unauthenticated("this token is for one purpose only")
         _validate(claims, self._api_claims)
         return Principal(_subject(claims), _scopes(claims), _expires_at_ms(claims))
 
@@ -128,11 +137,26 @@ class Authenticator:
     async def authenticate_stream(self, token: str) -> Principal:
         """The caller behind a stream token. It carries no scopes: it only opens streams."""
         header = _header(token)
-        if not _is_stream_header(header) or header.get("alg") != HMAC_ALGORITHM:
+        if header.get("typ") != STREAM_TYP or header.get("alg") != HMAC_ALGORITHM:
             raise Unauthenticated("not a stream token")
         claims = _verified_claims(token, self._secret, HMAC_ALGORITHM)
         _validate(claims, self._stream_claims)
-        return Principal(_subject(claims), frozenset(), _expires_at_ms(claims))
+        issued_at = claims.get("iat")
+        if not isinstance(issued_at, int) or isinstance(issued_at, bool):
+            raise Unauthenticated("a stream token needs iat")
+        return Principal(_subject(claims), frozenset(), _expires_at_ms(claims), issued_at * 1000)
+
+    def unsubscribe_request(self, token: str) -> tuple[str, str]:
+        """(user, notification type or "*") of an unsubscribe link's token."""
+        header = _header(token)
+        if header.get("typ") != UNSUBSCRIBE_TYP or header.get("alg") != HMAC_ALGORITHM:
+            raise Unauthenticated("not an unsubscribe link")
+        claims = _verified_claims(token, self._secret, HMAC_ALGORITHM)
+        _validate(claims, self._unsubscribe_claims)
+        kind = claims.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise Unauthenticated("not an unsubscribe link")
+        return _subject(claims), kind
 
     async def _api_key(self, alg: str, kid: object) -> jwk.Key:
         """The one key `alg` may be verified with: the secret for HS256, the JWKS otherwise."""
@@ -243,12 +267,12 @@ def _api_claims_registry(settings: Settings) -> jwt.JWTClaimsRegistry:
     return jwt.JWTClaimsRegistry(None, settings.jwt_leeway, **options)
 
 
-def _stream_claims_registry(settings: Settings) -> jwt.JWTClaimsRegistry:
+def _single_purpose_registry(settings: Settings, audience: str) -> jwt.JWTClaimsRegistry:
     return jwt.JWTClaimsRegistry(
         leeway=settings.jwt_leeway,
         exp={"essential": True},
         sub={"essential": True},
-        aud={"essential": True, "value": STREAM_AUDIENCE},
+        aud={"essential": True, "value": audience},
     )
 
 
@@ -338,13 +362,9 @@ def _describe(exc: errors.JoseError) -> str:
     return "malformed token"
 
 
-def _is_stream_header(header: dict[str, Any]) -> bool:
-    return header.get("typ") == STREAM_TYP
-
-
-def _is_stream_claims(claims: dict[str, Any]) -> bool:
+def _has_audience(claims: dict[str, Any], audience: str) -> bool:
     aud = claims.get("aud")
-    return aud == STREAM_AUDIENCE or (isinstance(aud, list) and STREAM_AUDIENCE in aud)
+    return aud == audience or (isinstance(aud, list) and audience in aud)
 
 
 def _subject(claims: dict[str, Any]) -> str:
@@ -396,6 +416,23 @@ def issue_token(settings: Settings, sub: str, scopes: Iterable[str], ttl: int) -
         claims["iss"] = settings.jwt_issuer
     key = jwk.OctKey.import_key(settings.jwt_secret)
     return jwt.encode({"alg": HMAC_ALGORITHM}, claims, key, algorithms=[HMAC_ALGORITHM])
+
+
+def issue_unsubscribe_token(settings: Settings, user: str, notification_type: str) -> str:
+    """The token of a one-click unsubscribe link: email off for this type, for this user."""
+    if not settings.jwt_secret:
+        raise ConfigError("HERALD_JWT_SECRET is not set; cannot sign an unsubscribe link")
+    now = int(time.time())
+    claims = {
+        "sub": user,
+        "aud": UNSUBSCRIBE_AUDIENCE,
+        "type": notification_type,
+        "iat": now,
+        "exp": now + UNSUBSCRIBE_TTL_SECONDS,
+    }
+    key = jwk.OctKey.import_key(settings.jwt_secret)
+    header = {"alg": HMAC_ALGORITHM, "typ": UNSUBSCRIBE_TYP}
+    return jwt.encode(header, claims, key, algorithms=[HMAC_ALGORITHM])
 
 
 def bearer(header_value: str | None) -> str | None:

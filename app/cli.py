@@ -1,17 +1,23 @@
-"""`herald serve | migrate | token | send`: argv → Settings → run."""
+"""`herald serve | worker | migrate | retention | token | send`: argv → Settings → run."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from app import codec
-from app.config import ConfigError, Settings, from_env, with_dev_secret
+from app.config import ConfigError, Settings, from_env, with_dev_secret, with_dev_vapid_key
 from app.models import SCOPE_PUBLISH
+
+if TYPE_CHECKING:
+    from app.store import DeliveryStore
+    from app.worker import Worker
 
 
 def _settings() -> Settings:
@@ -22,12 +28,19 @@ def _settings() -> Settings:
             " set HERALD_JWT_SECRET to choose your own",
             file=sys.stderr,
         )
-    return settings
+    return with_dev_vapid_key(settings)
+
+
+def _drained(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def serve(args: argparse.Namespace) -> None:
+    import signal
+
     import uvicorn
 
+    from app.logs import logging_config
     from app.main import create_app
 
     settings = _settings()
@@ -39,12 +52,24 @@ def serve(args: argparse.Namespace) -> None:
         " mint a token with `herald token --sub alice`",
         file=sys.stderr,
     )
+    from app.channels import configured_channels
+
+    channels = ", ".join(sorted(configured_channels(settings)))
+    delivery = (
+        f"herald: delivering by {channels} in this process"
+        if settings.runs_worker_in_process
+        else f"herald: {channels} delivered by `herald worker` processes (none run here)"
+    )
+    print(delivery, file=sys.stderr)
     if settings.dev_login_enabled:
         print(
             f"herald: demo page http://{host}:{port}/ and admin page http://{host}:{port}/admin"
             " (development login on; HERALD_DEV_LOGIN=false turns it off)",
             file=sys.stderr,
         )
+    # uvicorn drains on SIGTERM, then raises the signal again into the handler it found
+    # installed: by default the node would die of it (status 143) after a clean shutdown.
+    signal.signal(signal.SIGTERM, _drained)
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -54,8 +79,89 @@ def serve(args: argparse.Namespace) -> None:
         # The legacy websockets implementation is deprecated (websockets 14+).
         ws="websockets-sansio",
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_level, settings.log_style),
+        # Observer writes the access log, without the query strings that carry stream tokens.
+        access_log=False,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
     )
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Deliver by email, Web Push, webhook and SMS until SIGTERM or SIGINT, then finish the
+    attempts under way and exit."""
+    import signal
+
+    import uvloop
+
+    from app.bus import open_queue
+    from app.channels import configured_channels, open_channels
+    from app.logs import configure
+    from app.store import open_store
+    from app.worker import build_worker
+
+    settings = _settings()
+    configure(settings.log_level, settings.log_style)
+
+    async def run() -> None:
+        store = open_store(settings)
+        queue = open_queue(
+            settings.redis_url, settings.redis_prefix, settings.job_visibility_seconds
+        )
+        running = build_worker(settings, store, queue, open_channels(settings))
+        try:
+            if settings.migrate_on_start:
+                await store.migrate()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, running.stop)
+            print(
+                f"herald: worker delivering by {', '.join(sorted(configured_channels(settings)))}"
+                f" (queue {'redis' if settings.redis_url else 'in-process'})",
+                file=sys.stderr,
+            )
+            if args.metrics_port is None:
+                await running.run()
+            else:
+                await _run_with_metrics(running, store, args.metrics_host, args.metrics_port)
+        finally:
+            await running.aclose()
+            await store.aclose()
+
+    uvloop.run(run())
+
+
+# How often a worker's /metrics reads the delivery backlog from the store.
+METRICS_REFRESH_SECONDS = 5.0
+
+
+async def _run_with_metrics(running: Worker, store: DeliveryStore, host: str, port: int) -> None:
+    """Serve the worker's delivery figures for Prometheus from a thread, as prometheus-client
+    does, with the backlog read from the store every few seconds."""
+    import anyio
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from app.api.metrics import DeliveryCollector
+    from app.errors import StoreUnavailable
+
+    registry = CollectorRegistry()
+    deliveries = DeliveryCollector(store, running.deliverer.attempts)
+    registry.register(deliveries)
+    server, thread = start_http_server(port, host, registry)
+    try:
+        async with anyio.create_task_group() as tasks:
+
+            async def refresh() -> None:
+                while True:
+                    with contextlib.suppress(StoreUnavailable):
+                        await deliveries.refresh()
+                    await anyio.sleep(METRICS_REFRESH_SECONDS)
+
+            tasks.start_soon(refresh)
+            await running.run()
+            tasks.cancel_scope.cancel()
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
 
 
 def migrate(args: argparse.Namespace) -> None:
@@ -70,6 +176,38 @@ def migrate(args: argparse.Namespace) -> None:
 
     applied = asyncio.run(run())
     print("applied: " + ", ".join(applied) if applied else "up to date", file=sys.stderr)
+
+
+def retention(args: argparse.Namespace) -> None:
+    """Delete notifications older than --days (default HERALD_RETENTION_DAYS) now, in batches
+    of HERALD_RETENTION_BATCH rows, and print what went."""
+    from app.core.scheduler import Retention
+    from app.models import now_ms
+    from app.store import open_store
+
+    settings = from_env()
+    days = settings.retention_days if args.days is None else args.days
+    if days is None:
+        raise SystemExit("herald retention: pass --days N or set HERALD_RETENTION_DAYS")
+    if days < 1:
+        raise SystemExit("herald retention: --days must be at least 1")
+
+    async def run() -> str:
+        store = open_store(settings)
+        try:
+            report = await Retention(store, days, settings.retention_batch).run(now_ms())
+        finally:
+            await store.aclose()
+        return (
+            f"deleted notifications older than {days} days: {report.notifications} notifications,"
+            f" {report.inbox} inbox items, {report.deliveries} deliveries,"
+            f" {report.attempts} delivery attempts, {report.user_events} state events,"
+            f" {report.idempotency_keys} idempotency keys"
+            f"; partitions dropped: {', '.join(report.partitions_dropped) or 'none'}"
+            f"; partitions created: {', '.join(report.partitions_created) or 'none'}"
+        )
+
+    print(asyncio.run(run()))
 
 
 def token(args: argparse.Namespace) -> None:
@@ -109,8 +247,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="default HERALD_HOST (127.0.0.1)")
     p.add_argument("--port", type=int, help="default HERALD_PORT (8000)")
     p.set_defaults(run=serve)
+    p = commands.add_parser("worker", help="deliver by email, Web Push, webhook and SMS")
+    p.add_argument("--metrics-port", type=int, help="serve /metrics on this port (off)")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="its address (127.0.0.1)")
+    p.set_defaults(run=worker)
     p = commands.add_parser("migrate", help="apply pending database migrations")
     p.set_defaults(run=migrate)
+    p = commands.add_parser("retention", help="delete old notifications now, in batches")
+    p.add_argument("--days", type=int, help="older than this (default HERALD_RETENTION_DAYS)")
+    p.set_defaults(run=retention)
     p = commands.add_parser("token", help="print a signed token (development and scripts)")
     p.add_argument("--sub", required=True, help="the user id")
     p.add_argument("--scope", default="", help='e.g. "notifications:publish notifications:admin"')

@@ -102,6 +102,30 @@ class TooManyRecipients(Problem):
     slug, status, title = "too-many-recipients", 422, "Too many recipients"
 
 
+class RateLimited(Problem):
+    slug, status, title = "rate-limited", 429, "Too many requests; retry after a while"
+
+    def __init__(self, detail: str | None = None, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class TooManyStreams(RateLimited):
+    slug, title = "too-many-streams", "This user has as many open streams as allowed"
+
+
+class TooManyTopics(Problem):
+    slug, status, title = (
+        "too-many-topics",
+        422,
+        "This user subscribes to as many topics as allowed",
+    )
+
+
+class OriginNotAllowed(Problem):
+    slug, status, title = "origin-not-allowed", 403, "This origin may not call Herald"
+
+
 class InternalError(Problem):
     slug, status, title = "internal-error", 500, "Internal error"
 
@@ -116,3 +140,35 @@ class ServiceUnavailable(Problem):
 
 class BusUnavailable(HeraldError):
     """The bus could not carry an event; streams catch up from the store instead."""
+
+
+class TargetNotAllowed(Problem):
+    slug, status, title = (
+        "target-not-allowed",
+        422,
+        "The URL points at an address Herald may not call",
+    )
+
+
+class UnknownTemplate(Problem):
+    slug, status, title = "unknown-template", 422, "No template has this key"
+
+
+class TemplateError(Problem):
+    slug, status, title = "template-error", 422, "The template cannot be rendered"
+
+
+class MissingTemplateVariable(Problem):
+    slug, status, title = (
+        "template-variable-missing",
+        422,
+        "A variable the template uses was not given",
+    )
+
+
+class ChannelNotConfigured(Problem):
+    slug, status, title = "channel-not-configured", 409, "This channel is not configured here"
+
+
+class NotDeadLettered(Problem):
+    slug, status, title = "not-dead-lettered", 409, "This delivery is not in the dead-letter queue"

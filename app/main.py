@@ -3,29 +3,38 @@ runs the node's background loops, and tears them down in reverse."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app import api
-from app.api.metrics import registry_for
+from app.api.cors import cors_middleware
+from app.api.metrics import register_collectors
+from app.api.observe import Observer, latency_histogram
 from app.auth import Authenticator
-from app.bus import open_bus
+from app.bus import open_bus, open_limiter, open_queue
+from app.channels import configured_channels, open_channels
 from app.config import Settings
+from app.core.audit import Auditor
 from app.core.hub import Hub, StreamLimits
 from app.core.inbox import Inbox
 from app.core.publishing import Publisher, PublishLimits
-from app.core.scheduler import Scheduler
+from app.core.renderer import TemplateRenderer
+from app.core.scheduler import Retention, Scheduler
 from app.services import Services
 from app.store import open_store
 from app.streams import sse, ws
+from app.worker import Worker, build_worker
 
 log = logging.getLogger("herald")
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -42,30 +51,80 @@ async def supervise(name: str, loop: Callable[[], Awaitable[None]]) -> None:
         await anyio.sleep(RESTART_DELAY)
 
 
+async def stop_worker(worker: Worker | None, grace: float) -> None:
+    """Let attempts under way finish (the grace period at most): one cut short would be sent
+    again by another worker after the visibility timeout."""
+    if worker is None:
+        return
+    worker.stop()
+    with anyio.move_on_after(grace):
+        await worker.finished.wait()
+
+
 def build_services(settings: Settings) -> Services:
     store = open_store(settings)
     bus = open_bus(settings.redis_url, settings.redis_prefix, settings.redis_stream_maxlen)
+    worker = None
+    if settings.runs_worker_in_process:
+        queue = open_queue(
+            settings.redis_url, settings.redis_prefix, settings.job_visibility_seconds
+        )
+        worker = build_worker(settings, store, queue, open_channels(settings))
+    sms_signature = None
+    if settings.sms_url is not None:
+        from app.channels.sms import parse_sms_url, valid_signature
+
+        sms_signature = functools.partial(valid_signature, parse_sms_url(settings.sms_url).token)
+    vapid_key = None
+    if settings.vapid_private_key is not None:
+        from app.channels.webpush import vapid_public_key
+
+        vapid_key = vapid_public_key(settings.vapid_private_key)
     limits = StreamLimits(
         replay_limit=settings.replay_limit,
         buffer=settings.stream_buffer,
         token_notice=settings.stream_token_notice,
+        per_user=settings.max_streams_per_user,
     )
+    renderer = TemplateRenderer(settings.template_timeout_seconds, settings.template_memory_mb)
     publish_limits = PublishLimits(
         max_recipients=settings.max_recipients,
         max_notification_bytes=settings.max_notification_bytes,
+        publish_rate=settings.publish_rate,
+        publish_burst=settings.publish_burst,
+        recipient_rate=settings.recipient_rate,
+        recipient_burst=settings.recipient_burst,
     )
+    limiter = open_limiter(settings.redis_url, settings.redis_prefix)
     return Services(
         settings=settings,
         store=store,
         bus=bus,
         hub=Hub(store, limits),
-        publisher=Publisher(store, bus, publish_limits),
+        publisher=Publisher(
+            store,
+            bus,
+            publish_limits,
+            templates=store,
+            renderer=renderer,
+            limiter=limiter,
+            on_published=None if worker is None else worker.wake,
+        ),
         inbox=Inbox(store, bus),
         auth=Authenticator(settings),
+        renderer=renderer,
+        limiter=limiter,
+        audit=Auditor(store),
+        channels=frozenset(configured_channels(settings)),
+        vapid_public_key=vapid_key,
+        worker=worker,
+        sms_signature=sms_signature,
     )
 
 
 def create_app(settings: Settings) -> Starlette:
+    registry = CollectorRegistry()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         found = build_services(settings)
@@ -75,12 +134,15 @@ def create_app(settings: Settings) -> Starlette:
                 if applied:
                     log.info("applied migrations: %s", ", ".join(applied))
             app.state.services = found
-            app.state.metrics_registry = registry_for(found)
+            app.state.metrics = (registry, register_collectors(registry, found))
             scheduler = Scheduler(
                 found.store,
                 found.publisher,
                 settings.scheduler_interval,
                 settings.idempotency_ttl_seconds,
+                retention=None
+                if settings.retention_days is None
+                else Retention(found.store, settings.retention_days, settings.retention_batch),
             )
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(
@@ -89,10 +151,20 @@ def create_app(settings: Settings) -> Starlette:
                     lambda: found.bus.run(found.hub.deliver, found.hub.resync),
                 )
                 tasks.start_soon(supervise, "scheduler", scheduler.run)
+                # The server drains connections before the lifespan hears of shutdown: streams
+                # are ended as soon as the server is told (see app.streams.sse), not after.
+                tasks.start_soon(found.hub.close_on_shutdown)
+                if found.worker is not None:
+                    tasks.start_soon(found.worker.run)
                 yield
                 found.hub.close()
+                await stop_worker(found.worker, settings.shutdown_grace_seconds)
                 tasks.cancel_scope.cancel()
         finally:
+            if found.worker is not None:
+                await found.worker.aclose()
+            found.renderer.close()
+            await found.limiter.aclose()
             await found.bus.aclose()
             await found.store.aclose()
 
@@ -110,8 +182,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/admin", page("admin.html"), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+    observe = Middleware(Observer, latency=latency_histogram(registry), routes=lambda: routes)
     return Starlette(
         routes=routes,
+        middleware=[observe, *cors_middleware(settings.cors_origins)],
         exception_handlers=api.exception_handlers,
         lifespan=lifespan,
     )

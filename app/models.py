@@ -7,6 +7,7 @@ both SQL dialects, cheap to compare, and formatted once when served.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -33,11 +34,13 @@ def iso(ms: int | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a user id (`sub`), the scopes granted, and when the token expires."""
+    """Who is calling: a user id (`sub`), the scopes granted, when the token expires, and
+    (for stream tokens, which can be revoked) when it was issued, in ms."""
 
     sub: str
     scopes: frozenset[str] = frozenset()
     expires_at: int | None = None
+    issued_at: int | None = None
 
     def can(self, scope: str) -> bool:
         return scope in self.scopes or SCOPE_ADMIN in self.scopes
@@ -75,6 +78,11 @@ class Draft:
     collapse_key: str | None = None
     send_at: int | None = None
     expires_at: int | None = None
+    # Channels beyond the inbox the publisher asked for; None leaves it to the type defaults.
+    channels: tuple[str, ...] | None = None
+    # Per-locale, per-channel renderings of a template (JSON); None derives them from title/body.
+    content: str | None = None
+    template: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +198,235 @@ class Topic:
     name: str
     subscribed: bool
     subscribers: int
+
+
+# --- delivery beyond the browser -----------------------------------------------------------
+
+DeliveryChannel = Literal["email", "push", "sms", "webhook"]
+DELIVERY_CHANNELS: tuple[DeliveryChannel, ...] = ("email", "push", "sms", "webhook")
+# Every channel a user can switch per notification type; "in_app" is the inbox and its streams.
+CHANNELS = ("in_app", *DELIVERY_CHANNELS)
+# The notification type that stands for every type in channel switches and type defaults.
+EVERY_TYPE = "*"
+# The owner of the admin's type defaults among channel switches (no user id is empty).
+ADMIN_OWNER = ""
+DigestFrequency = Literal["off", "hourly", "daily"]
+DeliveryStatus = Literal["held", "pending", "sending", "sent", "delivered", "failed", "cancelled"]
+Switches = dict[str, dict[str, bool]]
+"""Channel switches: notification type (or EVERY_TYPE) → channel → on."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A daily window in the user's time zone, in seconds after local midnight. It may wrap
+    midnight (22:00 → 07:00); start == end is refused when set."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What a user chose. `switches` holds only what they set: an absent switch inherits the
+    admin's type defaults."""
+
+    muted: bool = False
+    timezone: str = "UTC"
+    locale: str | None = None
+    quiet_hours: QuietHours | None = None
+    digest: DigestFrequency = "off"
+    # Seconds after local midnight at which a daily digest goes out.
+    digest_at: int = 8 * 3600
+    switches: Switches = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationStep:
+    """Send on `channel` `after` ms unless the user has `unless` (seen or read) the item."""
+
+    after: int
+    unless: Literal["seen", "read"]
+    channel: DeliveryChannel
+
+
+@dataclass(frozen=True, slots=True)
+class TypeDefaults:
+    """An admin's defaults for one notification type (or EVERY_TYPE)."""
+
+    type: str
+    channels: dict[str, bool] = field(default_factory=dict)
+    escalation: tuple[EscalationStep, ...] = ()
+    updated_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Where a user's email and SMS go; set by a trusted backend, not by the user."""
+
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushSubscriptionRecord:
+    id: int
+    user: str
+    endpoint: str
+    p256dh: str
+    auth: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: int
+    user: str
+    url: str
+    secret: str
+    # Notification types it receives; None means every type.
+    types: tuple[str, ...] | None
+    created_by: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    key: str
+    version: int
+    document: dict[str, Any]
+    updated_at: int
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notification (or one digest, with `notification_id` None) to one user's target on
+    one channel, through its attempts. `read` is whether the user has read it in the inbox."""
+
+    id: int
+    notification_id: int | None
+    user: str
+    channel: str
+    target: str
+    status: str
+    reason: str | None
+    attempts: int
+    due_at: int
+    created_at: int
+    updated_at: int
+    last_error: str | None
+    provider_id: str | None
+    digest_id: int | None
+    read: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    attempt: int
+    started_at: int
+    finished_at: int | None
+    outcome: str
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    limit: int = 50
+    before: int | None = None
+    status: str | None = None
+    channel: str | None = None
+    notification_id: int | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTask:
+    """A claimed attempt and everything needed to make it. `notification` is None for a
+    digest, whose notifications are in `digest`; `push` and `webhook` are the live target
+    records (None when the target was removed since routing)."""
+
+    delivery: Delivery
+    tries: int
+    notification: Notification | None
+    content: str | None
+    locale: str | None
+    push: PushSubscriptionRecord | None = None
+    webhook: Webhook | None = None
+    digest: tuple[Notification, ...] = ()
+
+
+# --- routing: what the store hands the router, and what it gets back ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientProfile:
+    user: str
+    preferences: Preferences
+    contact: Contact
+    push_subscriptions: tuple[int, ...] = ()
+    # (webhook id, the types it takes or None for all)
+    webhooks: tuple[tuple[int, tuple[str, ...] | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRequest:
+    notification_id: int
+    type: str
+    priority: Priority
+    requested: frozenset[str] | None
+    created_at: int
+    recipients: Sequence[RecipientProfile]
+    admin: Switches
+    escalation: tuple[EscalationStep, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    user: str
+    channel: str
+    target: str
+    step: int
+    status: Literal["pending", "held"]
+    due_at: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldDelivery:
+    """A held delivery whose time has come, with what the decision depends on."""
+
+    id: int
+    user: str
+    channel: str
+    # The address: a digest gathers one user's deliveries to one address.
+    target: str
+    reason: str | None
+    priority: Priority
+    preferences: Preferences
+    seen: bool
+    read: bool
+    expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """`send`: pending now; `hold`: until `until`; `cancel`: never; `digest`: into the user's
+    next digest email. `reason` is kept with the delivery for operators."""
+
+    action: Literal["send", "hold", "cancel", "digest"]
+    reason: str | None = None
+    until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin action that changed something. `detail` is what the action needs to be
+    understood later (a template's new version, a type's switches), never a secret."""
+
+    id: int
+    at: int
+    actor: str
+    action: str
+    target: str
+    request_id: str | None
+    detail: dict[str, Any]

@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
 from app.auth import Authenticator
-from app.bus import EventBus
+from app.bus import EventBus, RateLimiter
 from app.config import Settings
+from app.core.audit import Auditor
 from app.core.hub import Hub
 from app.core.inbox import Inbox
 from app.core.publishing import Publisher
-from app.store import Store
+from app.core.renderer import TemplateRenderer
+from app.store import Backend
+from app.worker import Worker
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    store: Store
+    store: Backend
     bus: EventBus
     hub: Hub
     publisher: Publisher
     inbox: Inbox
     auth: Authenticator
+    renderer: TemplateRenderer
+    limiter: RateLimiter
+    audit: Auditor
+    # Delivery channels this deployment sends on (the inbox is always there).
+    channels: frozenset[str]
+    # The application server key browsers subscribe to Web Push with; None when push is off.
+    vapid_public_key: str | None = None
+    # The in-process delivery worker (the embedded default), if this node runs one.
+    worker: Worker | None = None
+    # Checks Twilio's signature on a status report (URL, form, signature); None without SMS.
+    sms_signature: Callable[[str, Mapping[str, str], str], bool] | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -53,6 +53,9 @@ async def _nodes(secret: str) -> AsyncIterator[tuple[str, str]]:
         HERALD_JWT_SECRET=secret,
         HERALD_REDIS_PREFIX=f"herald-latency-{secrets.token_hex(4)}",
         HERALD_LOG_LEVEL="warning",
+        # A measurement of latency, not of the abuse limits: one recipient gets every event.
+        HERALD_PUBLISH_RATE="0",
+        HERALD_RECIPIENT_RATE="0",
     )
     ports = [_free_port(), _free_port()]
     processes = [

@@ -12,13 +12,21 @@ from starlette.routing import BaseRoute, Match, Route
 from app import codec
 from app.api import (
     admin,
+    contacts,
+    deliveries,
     dev_login,
     health,
     metrics,
     notifications,
     openapi,
+    preferences,
+    push,
+    sms_status,
     stream_token,
+    templates,
     topics,
+    unsubscribe,
+    webhooks,
 )
 from app.api._http import problem_response
 from app.errors import (
@@ -38,7 +46,15 @@ def routes() -> list[BaseRoute]:
         *notifications.routes,
         *stream_token.routes,
         *topics.routes,
+        *preferences.routes,
+        *contacts.routes,
+        *push.routes,
+        *webhooks.routes,
+        *templates.routes,
+        *unsubscribe.routes,
+        *sms_status.routes,
         *admin.routes,
+        *deliveries.routes,
         *dev_login.routes,
         *health.routes,
         *metrics.routes,

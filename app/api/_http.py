@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from app import codec
 from app.auth import bearer
 from app.errors import (
+    Forbidden,
     InvalidParameter,
     MalformedBody,
     NotFound,
@@ -26,6 +28,8 @@ from app.services import services_of as services
 T = TypeVar("T")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 MAX_ID_DIGITS = 18
+# As long as a token's `sub` may be (app.auth).
+MAX_USER_CHARS = 200
 
 
 __all__ = ["services"]
@@ -36,6 +40,21 @@ async def principal(conn: HTTPConnection) -> Principal:
     if token is None:
         raise Unauthenticated("send Authorization: Bearer <token>")
     return await services(conn).auth.authenticate(token)
+
+
+async def principal_with(conn: HTTPConnection, scope: str) -> Principal:
+    caller = await principal(conn)
+    if not caller.can(scope):
+        raise Forbidden(f"this needs the {scope} scope")
+    return caller
+
+
+def path_user(request: Request) -> str:
+    """A user id from the path; one no token could name is simply not found."""
+    raw: str = request.path_params["user"]
+    if not 0 < len(raw) <= MAX_USER_CHARS or not raw.isprintable():
+        raise NotFound("no such user")
+    return raw
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -80,11 +99,19 @@ def limit_param(request: Request, default: int, maximum: int) -> int:
     return int(raw)
 
 
-def path_id(request: Request) -> int:
-    """A notification id from the path; anything malformed is simply not found."""
+def path_name(request: Request, param: str, pattern: re.Pattern[str], what: str) -> str:
+    """A name from the path; one that does not fit `pattern` is simply not found."""
+    name: str = request.path_params[param]
+    if not pattern.fullmatch(name):
+        raise NotFound(f"no {what} {name[:100]!r}")
+    return name
+
+
+def path_id(request: Request, what: str = "notification") -> int:
+    """A numeric id from the path; anything malformed is simply not found."""
     raw: str = request.path_params["id"]
     if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_ID_DIGITS:
-        raise NotFound(f"notification {raw[:40]!r} not found")
+        raise NotFound(f"{what} {raw[:40]!r} not found")
     return int(raw)
 
 

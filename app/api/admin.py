@@ -1,33 +1,32 @@
-"""The operator's view for the admin page: this node's live figures and recent notifications.
+"""The operator's view for the admin page: this node's live figures, recent notifications and
+the audit log of admin actions.
 
-Both need the admin scope. Figures are this node's own, like /metrics: with several nodes,
+All need the admin scope. Figures are this node's own, like /metrics: with several nodes,
 each answers for itself (scrape /metrics for the cluster's sum).
 """
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, limit_param, principal, services
+from app.api._http import json_response, limit_param, principal_with, services
+from app.api.schemas import AUDIT_ACTION
 from app.bus import BusStats
 from app.core.render import notification_body, parse_cursor
-from app.errors import Forbidden
+from app.errors import InvalidParameter
 from app.models import SCOPE_ADMIN, iso
 
 RECENT_LIMIT = 50
 MAX_RECENT_LIMIT = 100
-
-
-async def _admin(request: Request) -> None:
-    caller = await principal(request)
-    if not caller.can(SCOPE_ADMIN):
-        raise Forbidden(f"this needs the {SCOPE_ADMIN} scope")
+AUDIT_ACTION_RE = re.compile(AUDIT_ACTION)
 
 
 async def stats(request: Request) -> Response:
-    await _admin(request)
+    await principal_with(request, SCOPE_ADMIN)
     found = services(request)
     hub, bus = found.hub, found.bus
     body: dict[str, object] = {
@@ -47,7 +46,7 @@ async def stats(request: Request) -> Response:
 
 
 async def recent(request: Request) -> Response:
-    await _admin(request)
+    await principal_with(request, SCOPE_ADMIN)
     before = parse_cursor(request.query_params.get("before"))
     limit = limit_param(request, RECENT_LIMIT, MAX_RECENT_LIMIT)
     sent = await services(request).store.recent(limit, before)
@@ -65,7 +64,33 @@ async def recent(request: Request) -> Response:
     return json_response({"items": items, "next_cursor": next_cursor})
 
 
+async def audit(request: Request) -> Response:
+    """Newest first, paged back with `before`; `action` (e.g. template.put) narrows it."""
+    await principal_with(request, SCOPE_ADMIN)
+    before = parse_cursor(request.query_params.get("before"))
+    limit = limit_param(request, RECENT_LIMIT, MAX_RECENT_LIMIT)
+    action = request.query_params.get("action")
+    if action is not None and not AUDIT_ACTION_RE.fullmatch(action):
+        raise InvalidParameter("action looks like template.put")
+    entries = await services(request).store.audit_entries(limit, before, action)
+    items = [
+        {
+            "id": str(entry.id),
+            "at": iso(entry.at),
+            "actor": entry.actor,
+            "action": entry.action,
+            "target": entry.target,
+            "request_id": entry.request_id,
+            "detail": entry.detail,
+        }
+        for entry in entries
+    ]
+    next_cursor = items[-1]["id"] if len(items) == limit else None
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
 routes = [
     Route("/api/admin/stats", stats, methods=["GET"]),
     Route("/api/admin/notifications", recent, methods=["GET"]),
+    Route("/api/admin/audit", audit, methods=["GET"]),
 ]

@@ -3,10 +3,15 @@
 Values are read from the hub's and the bus's own counters at scrape time by a collector, so
 nothing on the hot paths touches prometheus-client. With several uvicorn workers in one node
 each worker reports for itself; run one worker per node (Herald scales by nodes).
+
+Deliveries: the attempts this process's delivery worker made, per channel and provider answer,
+and the backlog per channel and status read from the store at scrape time (the same on every
+node: it is the cluster's). `herald worker --metrics-port` serves the same delivery figures.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -17,7 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.bus import BusStats
+from app.errors import StoreUnavailable
 from app.services import Services
+from app.store import DeliveryStore
 
 
 class HeraldCollector(Collector):
@@ -55,16 +62,60 @@ class HeraldCollector(Collector):
             )
 
 
-def registry_for(services: Services) -> CollectorRegistry:
-    """A registry of this app's own: several apps in one process (tests) never collide."""
-    registry = CollectorRegistry()
+class DeliveryCollector(Collector):
+    def __init__(self, store: DeliveryStore, attempts: Counter[tuple[str, str]] | None) -> None:
+        """`attempts`: this process's worker's counter, None when it runs no worker."""
+        self._store = store
+        self._attempts = attempts
+        self.backlog: dict[tuple[str, str], int] = {}
+
+    async def refresh(self) -> None:
+        """Read the backlog from the store; `collect` runs synchronously and cannot."""
+        self.backlog = await self._store.delivery_backlog()
+
+    def collect(self) -> Iterator[Metric]:
+        backlog = GaugeMetricFamily(
+            "herald_deliveries",
+            "Deliveries held, pending, sending or failed (dead letters), from the store",
+            labels=["channel", "status"],
+        )
+        for (channel, status), count in sorted(self.backlog.items()):
+            backlog.add_metric([channel, status], count)
+        yield backlog
+        if self._attempts is not None:
+            attempts = CounterMetricFamily(
+                "herald_delivery_attempts",
+                "Delivery attempts by this process, per channel and provider answer",
+                labels=["channel", "outcome"],
+            )
+            for (channel, outcome), count in sorted(self._attempts.items()):
+                attempts.add_metric([channel, outcome], count)
+            yield attempts
+
+
+def register_collectors(registry: CollectorRegistry, services: Services) -> DeliveryCollector:
+    """Read this node's figures into `registry` at scrape time; the app's own registry, so
+    several apps in one process (tests) never collide."""
     registry.register(HeraldCollector(services))
-    return registry
+    worker = services.worker
+    deliveries = DeliveryCollector(
+        services.store, None if worker is None else worker.deliverer.attempts
+    )
+    registry.register(deliveries)
+    return deliveries
+
+
+async def scrape(registry: CollectorRegistry, deliveries: DeliveryCollector) -> Response:
+    try:
+        await deliveries.refresh()
+    except StoreUnavailable:
+        deliveries.backlog = {}  # the process's own figures are still worth a scrape
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def metrics(request: Request) -> Response:
-    registry: CollectorRegistry = request.app.state.metrics_registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    registry, deliveries = request.app.state.metrics
+    return await scrape(registry, deliveries)
 
 
 routes = [Route("/metrics", metrics, methods=["GET"])]

@@ -17,6 +17,7 @@ from app.api._http import (
     services,
 )
 from app.api.schemas import PublishBody, UpToBody
+from app.core.publishing import TemplateUse
 from app.core.render import parse_cursor
 from app.errors import InvalidParameter, ValidationFailed
 from app.models import (
@@ -54,14 +55,28 @@ def _audience(body: PublishBody) -> Audience:
     return Everyone()
 
 
+def _template(body: PublishBody) -> TemplateUse | None:
+    """A publish gives `title` (and `body`) or `template` (and `vars`), never both."""
+    if body.template is None:
+        if body.title is None:
+            raise ValidationFailed("give title, or template with its vars")
+        if body.vars is not None or body.locale is not None:
+            raise ValidationFailed("vars and locale go with a template")
+        return None
+    if body.title is not None or body.body is not None:
+        raise ValidationFailed("give title and body, or a template, not both")
+    return TemplateUse(body.template, body.vars or {}, body.locale)
+
+
 def _draft(caller: Principal, body: PublishBody) -> Draft:
     send_at, expires_at = _ms(body.send_at), _ms(body.expires_at)
     if expires_at is not None and expires_at <= max(send_at or 0, now_ms()):
         raise ValidationFailed("expires_at must be in the future and after send_at")
     return Draft(
         type=body.type,
-        title=body.title,
-        body=body.body,
+        # A template's rendering takes their place before anything is stored.
+        title=body.title or "",
+        body=body.body or "",
         data=body.data,
         priority=body.priority,
         publisher=caller.sub,
@@ -69,6 +84,7 @@ def _draft(caller: Principal, body: PublishBody) -> Draft:
         collapse_key=body.collapse_key,
         send_at=send_at,
         expires_at=expires_at,
+        channels=None if body.channels is None else tuple(dict.fromkeys(body.channels)),
     )
 
 
@@ -83,9 +99,17 @@ async def publish(request: Request) -> Response:
     caller = await principal(request)
     key = _idempotency_key(request)
     body = await read_json(request, PublishBody)
-    draft, audience = _draft(caller, body), _audience(body)
-    published = await services(request).publisher.publish(caller, draft, audience, key)
+    draft, audience, template = _draft(caller, body), _audience(body), _template(body)
+    found = services(request)
+    published = await found.publisher.publish(caller, draft, audience, key, template)
     headers = {"Idempotent-Replayed": "true"} if published.replayed else None
+    if isinstance(audience, Everyone) and not published.replayed:
+        await found.audit.record(
+            caller.sub,
+            "notification.broadcast",
+            str(published.notification_id),
+            {"type": draft.type, "recipients": published.recipients},
+        )
     result = {
         "id": str(published.notification_id),
         "recipients": published.recipients,

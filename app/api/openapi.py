@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from app import __version__
 from app.api._http import json_response
-from app.api.schemas import SCHEMAS
+from app.api.schemas import AUDIT_ACTION, SCHEMAS
 
 REF = "#/components/schemas/{name}"
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": REF.format(name="ProblemDoc")}}}
@@ -21,12 +21,15 @@ def _json(name: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": REF.format(name=name)}}}
 
 
-def _op(summary: str, ok: tuple[int, str | None], **extra: Any) -> dict[str, Any]:
+def _op(
+    summary: str, ok: tuple[int, str | None], also: tuple[int, ...] = (), **extra: Any
+) -> dict[str, Any]:
+    """`also`: other success statuses with the same body (201 for a PUT that created)."""
     status, schema = ok
     ok_response: dict[str, Any] = {"description": summary}
     if schema is not None:
         ok_response["content"] = _json(schema)
-    responses: dict[str, Any] = {str(status): ok_response}
+    responses: dict[str, Any] = {str(code): ok_response for code in (status, *also)}
     for code in extra.pop("errors", (400, 401, 404, 422)):
         responses[str(code)] = {"description": "problem", "content": _PROBLEM}
     return {"summary": summary, "responses": responses, **extra}
@@ -85,6 +88,23 @@ def _paths() -> dict[str, Any]:
         "/api/stream/token": {
             "post": _op("A short-lived token for ?token= on the streams", (201, "StreamToken"))
         },
+        "/api/stream/revoke": {
+            "post": _op(
+                "Sign out everywhere: refuse the caller's stream tokens, end their streams",
+                (204, None),
+                requestBody=_body("EmptyBody", required=False),
+                errors=(400, 401, 415, 422),
+            )
+        },
+        "/api/admin/users/{user}/revoke-streams": {
+            "parameters": [_USER],
+            "post": _op(
+                "Refuse a user's stream tokens and end their streams (admin)",
+                (204, None),
+                requestBody=_body("EmptyBody", required=False),
+                errors=(400, 401, 403, 404, 415, 422),
+            ),
+        },
         "/api/dev/login": {
             "post": _op(
                 "Development only: a one-hour token for ?sub=, with the scopes in ?scope=",
@@ -107,6 +127,18 @@ def _paths() -> dict[str, Any]:
                 parameters=[
                     _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100}),
                     _param("before", schema=_CURSOR),
+                ],
+                errors=(400, 401, 403),
+            )
+        },
+        "/api/admin/audit": {
+            "get": _op(
+                "Admin actions that changed something, newest first (admin)",
+                (200, "AuditPage"),
+                parameters=[
+                    _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100}),
+                    _param("before", schema=_CURSOR),
+                    _param("action", schema={"type": "string", "pattern": AUDIT_ACTION}),
                 ],
                 errors=(400, 401, 403),
             )
@@ -142,7 +174,11 @@ def _paths() -> dict[str, Any]:
         },
         "/api/topics/{name}/subscription": {
             "parameters": [_param("name", "path")],
-            "put": _op("Subscribe the caller", (201, "SubscriptionOut")),
+            "put": _op(
+                "Subscribe the caller (200: already subscribed)",
+                (201, "SubscriptionOut"),
+                also=(200,),
+            ),
             "delete": _op("Unsubscribe the caller", (204, None)),
         },
         "/healthz": {"get": _op("The process is alive", (200, "Health"), errors=())},
@@ -160,6 +196,7 @@ def _paths() -> dict[str, Any]:
             }
         },
     }
+    paths.update(_delivery_paths())
     for action in ("read", "unread", "seen", "archive", "unarchive"):
         paths[f"/api/notifications/{{id}}/{action}"] = {
             "parameters": [_ID],
@@ -174,6 +211,208 @@ def _paths() -> dict[str, Any]:
             )
         }
     return paths
+
+
+_USER = _param("user", "path", {"type": "string", "minLength": 1, "maxLength": 200})
+_KEY = _param("key", "path", {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"})
+_TYPE = _param("type", "path", {"type": "string", "pattern": "^(\\*|[A-Za-z0-9_.:-]{1,100})$"})
+_ADMIN_ERRORS = (400, 401, 403, 404, 415, 422)
+
+
+def _delivery_paths() -> dict[str, Any]:
+    """Preferences, channel targets, templates and deliveries (app.api.preferences and on)."""
+    page = [
+        _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100}),
+        _param("before", schema=_CURSOR),
+    ]
+    return {
+        "/api/preferences": {
+            "get": _op(
+                "The caller's delivery preferences", (200, "PreferencesBody"), errors=(401,)
+            ),
+            "put": _op(
+                "Replace the caller's delivery preferences",
+                (200, "PreferencesBody"),
+                requestBody=_body("PreferencesBody"),
+                errors=(400, 401, 413, 415, 422),
+            ),
+        },
+        "/api/channels": {
+            "get": _op(
+                "Channels available here, the caller's contact, the Web Push key, type defaults",
+                (200, "ChannelsOut"),
+                errors=(401,),
+            )
+        },
+        "/api/contacts/{user}": {
+            "parameters": [_USER],
+            "get": _op(
+                "A user's email and phone (own, or publish scope)",
+                (200, "ContactOut"),
+                errors=(401, 403, 404),
+            ),
+            "put": _op(
+                "Set a user's email and phone (publish scope)",
+                (200, "ContactOut"),
+                also=(201,),
+                requestBody=_body("ContactBody"),
+                errors=_ADMIN_ERRORS,
+            ),
+            "delete": _op(
+                "Forget a user's contact (publish scope)", (204, None), errors=(401, 403, 404)
+            ),
+        },
+        "/api/push-subscriptions": {
+            "get": _op(
+                "The caller's Web Push subscriptions", (200, "PushSubscriptionList"), errors=(401,)
+            ),
+            "post": _op(
+                "Store a browser's PushSubscription (200: it was known, and now is the caller's)",
+                (201, "PushSubscriptionOut"),
+                also=(200,),
+                requestBody=_body("PushSubscriptionBody"),
+                errors=(400, 401, 409, 413, 415, 422),
+            ),
+            "delete": _op(
+                "Remove one of the caller's subscriptions by endpoint",
+                (204, None),
+                requestBody=_body("PushEndpointBody"),
+                errors=(400, 401, 404, 415, 422),
+            ),
+        },
+        "/api/webhooks": {
+            "get": _op(
+                "The caller's webhooks (everyone's with all=true, admin scope)",
+                (200, "WebhookList"),
+                parameters=[_param("all", schema={"type": "string", "enum": ["true", "false"]})],
+                errors=(401, 403),
+            ),
+            "post": _op(
+                "Register a webhook; the answer holds its signing secret, shown once",
+                (201, "WebhookOut"),
+                requestBody=_body("WebhookBody"),
+                errors=(400, 401, 403, 413, 415, 422),
+            ),
+        },
+        "/api/webhooks/{id}": {
+            "parameters": [_ID],
+            "delete": _op("Remove a webhook", (204, None), errors=(401, 404)),
+        },
+        "/api/templates": {
+            "get": _op("Every template (admin)", (200, "TemplateList"), errors=(401, 403))
+        },
+        "/api/templates/{key}": {
+            "parameters": [_KEY],
+            "get": _op("One template (admin)", (200, "TemplateOut"), errors=(401, 403, 404)),
+            "put": _op(
+                "Store a template; every field must compile (admin)",
+                (200, "TemplateOut"),
+                also=(201,),
+                requestBody=_body("TemplateBody"),
+                errors=(400, 401, 403, 404, 413, 415, 422),
+            ),
+            "delete": _op("Delete a template (admin)", (204, None), errors=(401, 403, 404)),
+        },
+        "/api/templates/{key}/preview": {
+            "parameters": [_KEY],
+            "post": _op(
+                "Render with these variables without sending (admin)",
+                (200, "PreviewOut"),
+                requestBody=_body("PreviewBody", required=False),
+                errors=_ADMIN_ERRORS,
+            ),
+        },
+        "/api/unsubscribe": {
+            "get": {
+                "summary": "The page of an email's unsubscribe link (changes nothing)",
+                "security": [],
+                "parameters": [{**_param("token"), "required": True}],
+                "responses": {
+                    "200": {"description": "a confirmation page", "content": {"text/html": {}}},
+                    "400": {"description": "problem", "content": _PROBLEM},
+                },
+            },
+            "post": {
+                "summary": "One-click unsubscribe (RFC 8058): email off for the link's type",
+                "security": [],
+                "parameters": [{**_param("token"), "required": True}],
+                "responses": {
+                    "200": {"description": "done", "content": {"text/html": {}}},
+                    "400": {"description": "problem", "content": _PROBLEM},
+                    "413": {"description": "problem", "content": _PROBLEM},
+                },
+            },
+        },
+        "/api/sms/status": {
+            "post": {
+                "summary": "Twilio's status callback: form-encoded, signed with X-Twilio-Signature",
+                "security": [],
+                "responses": {
+                    "204": {"description": "taken (an unknown or interim report changes nothing)"},
+                    **{
+                        str(code): {"description": "problem", "content": _PROBLEM}
+                        for code in (403, 404, 413)
+                    },
+                },
+            }
+        },
+        "/api/admin/deliveries": {
+            "get": _op(
+                "Deliveries, newest first (admin)",
+                (200, "DeliveryPage"),
+                parameters=[
+                    *page,
+                    _param("status"),
+                    _param("channel"),
+                    _param("notification", schema=_CURSOR),
+                    _param("user"),
+                ],
+                errors=(400, 401, 403),
+            )
+        },
+        "/api/admin/deliveries/{id}": {
+            "parameters": [_ID],
+            "get": _op(
+                "One delivery and its attempts (admin)",
+                (200, "DeliveryDetail"),
+                errors=(401, 403, 404),
+            ),
+        },
+        "/api/admin/dead-letters": {
+            "get": _op(
+                "Deliveries that failed for good, newest first (admin)",
+                (200, "DeliveryPage"),
+                parameters=page,
+                errors=(400, 401, 403),
+            )
+        },
+        "/api/admin/dead-letters/{id}/retry": {
+            "parameters": [_ID],
+            "post": _op(
+                "Send a dead-lettered delivery again (admin)",
+                (202, "DeliveryOut"),
+                errors=(401, 403, 404, 409),
+            ),
+        },
+        "/api/admin/types": {
+            "get": _op(
+                "Per-type channel defaults and escalation (admin)",
+                (200, "TypeDefaultsList"),
+                errors=(401, 403),
+            )
+        },
+        "/api/admin/types/{type}": {
+            "parameters": [_TYPE],
+            "put": _op(
+                "Set a type's defaults; type * is every type (admin)",
+                (200, "TypeDefaultsOut"),
+                also=(201,),
+                requestBody=_body("TypeDefaultsBody"),
+                errors=_ADMIN_ERRORS,
+            ),
+            "delete": _op("Remove a type's defaults (admin)", (204, None), errors=(401, 403, 404)),
+        },
+    }
 
 
 def document() -> dict[str, Any]:

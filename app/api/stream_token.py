@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, principal, read_json, services
+from app.api._http import json_response, path_user, principal, principal_with, read_json, services
 from app.api.schemas import EmptyBody
-from app.models import iso
+from app.core.revocation import revoke_streams
+from app.models import SCOPE_ADMIN, iso, now_ms
 
 
 async def stream_token(request: Request) -> Response:
@@ -23,4 +24,28 @@ async def stream_token(request: Request) -> Response:
     return json_response({"token": token, "expires_at": iso(expires_at)}, 201)
 
 
-routes = [Route("/api/stream/token", stream_token, methods=["POST"])]
+async def revoke_mine(request: Request) -> Response:
+    """Sign out everywhere: the caller's stream tokens are refused and their streams end."""
+    caller = await principal(request)
+    await read_json(request, EmptyBody, optional=True)
+    found = services(request)
+    await revoke_streams(found.store, found.bus, caller.sub, now_ms())
+    return Response(status_code=204)
+
+
+async def revoke_users(request: Request) -> Response:
+    """The same for any user, by an admin (a lost device, a departing employee)."""
+    caller = await principal_with(request, SCOPE_ADMIN)
+    user = path_user(request)
+    await read_json(request, EmptyBody, optional=True)
+    found = services(request)
+    await revoke_streams(found.store, found.bus, user, now_ms())
+    await found.audit.record(caller.sub, "streams.revoke", user)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/stream/token", stream_token, methods=["POST"]),
+    Route("/api/stream/revoke", revoke_mine, methods=["POST"]),
+    Route("/api/admin/users/{user}/revoke-streams", revoke_users, methods=["POST"]),
+]

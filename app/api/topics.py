@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, principal, read_json, services
+from app.api._http import json_response, path_name, principal, read_json, services
 from app.api.schemas import EmptyBody
 from app.errors import NotFound
 from app.models import now_ms
@@ -17,10 +17,7 @@ TOPIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def _topic(request: Request) -> str:
-    name: str = request.path_params["name"]
-    if not TOPIC_NAME.match(name):
-        raise NotFound(f"no topic {name[:100]!r}: names are letters, digits, '.', '_' and '-'")
-    return name
+    return path_name(request, "name", TOPIC_NAME, "topic")
 
 
 async def list_topics(request: Request) -> Response:
@@ -36,7 +33,9 @@ async def subscribe(request: Request) -> Response:
     caller = await principal(request)
     name = _topic(request)
     await read_json(request, EmptyBody, optional=True)
-    created = await services(request).store.subscribe(caller.sub, name, now_ms())
+    found = services(request)
+    limit = found.settings.max_topics_per_user
+    created = await found.store.subscribe(caller.sub, name, now_ms(), limit)
     return json_response({"topic": name, "subscribed": True}, 201 if created else 200)
 
 

@@ -7,7 +7,8 @@ store, so a lost bus message costs latency, never a notification.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -50,6 +51,83 @@ class BusStats(Protocol):
     events_in: int
     events_out: int
     lag_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """ "Attempt delivery N now". `reclaimed` is set when the job comes from a consumer that
+    held it past the visibility timeout without acking (it died, most likely)."""
+
+    id: str
+    delivery_id: int
+    reclaimed: bool = False
+
+
+class JobQueue(Protocol):
+    """Delivery jobs between processes: at-least-once, with a visibility timeout.
+
+    A job taken and not acked within the visibility timeout is handed to the next consumer
+    that asks, so a worker that dies loses nothing. Jobs carry only a delivery id: the store
+    holds the delivery's state, which makes a job handed out twice harmless.
+    """
+
+    async def put(self, delivery_ids: Sequence[int]) -> None:
+        """Queue one job per id. Raises BusUnavailable; the store still has the deliveries,
+        and the dispatcher queues them again later."""
+        ...
+
+    async def take(self, consumer: str, count: int, wait: float) -> list[Job]:
+        """Up to `count` jobs for `consumer`: first any held too long by another consumer,
+        then new ones, waiting at most `wait` seconds for one. Raises BusUnavailable."""
+        ...
+
+    async def ack(self, jobs: Sequence[Job]) -> None:
+        """Forget finished jobs. Raises BusUnavailable (the jobs come back later; harmless)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class RateLimiter(Protocol):
+    """Token buckets shared by every node that uses the same backend: one per key, holding at
+    most `burst` tokens and refilled at `rate` per second."""
+
+    async def take(self, keys: Sequence[str], rate: float, burst: float) -> float:
+        """Take one token from each key's bucket, all or none. 0.0 when taken; else how many
+        seconds until every bucket holds one again (nothing was taken). Raises
+        BusUnavailable when the backend cannot answer."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def open_limiter(url: str | None, prefix: str) -> RateLimiter:
+    """The rate limiter named by REDIS_URL: in-process without it, shared through Redis with
+    it, so the same limits hold whichever node a request reaches."""
+    scheme = "memory" if url is None else urlsplit(url).scheme
+    if scheme == "memory":
+        from app.bus.memory import MemoryRateLimiter
+
+        return MemoryRateLimiter()
+    if url is not None and scheme in ("redis", "rediss"):
+        from app.bus.redis import RedisRateLimiter
+
+        return RedisRateLimiter(url, f"{prefix}:rate")
+    raise ConfigError(f"REDIS_URL: unsupported scheme {scheme!r} in {redact(url or '')}")
+
+
+def open_queue(url: str | None, prefix: str, visibility: float) -> JobQueue:
+    """The job queue named by REDIS_URL (unset: in-process), beside the bus of the same URL."""
+    scheme = "memory" if url is None else urlsplit(url).scheme
+    if scheme == "memory":
+        from app.bus.memory import MemoryJobQueue
+
+        return MemoryJobQueue(visibility)
+    if url is not None and scheme in ("redis", "rediss"):
+        from app.bus.redis import RedisJobQueue
+
+        return RedisJobQueue(url, f"{prefix}:jobs", visibility)
+    raise ConfigError(f"REDIS_URL: unsupported scheme {scheme!r} in {redact(url or '')}")
 
 
 def open_bus(url: str | None, prefix: str = "herald", maxlen: int = 100_000) -> EventBus:

@@ -1,4 +1,5 @@
-"""RedisBus: live events between nodes over one capped Redis Stream.
+"""RedisBus: live events between nodes over one capped Redis Stream; RedisJobQueue: delivery
+jobs for the workers on another stream, through a consumer group.
 
 Every node reads the whole stream with XREAD from where it joined, rather than through a
 consumer group: each node needs every event (it alone knows its connections), so a group per
@@ -13,14 +14,16 @@ resync from the store every second.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from app import codec
-from app.bus import Deliver, EventBus, Resync
+from app.bus import Deliver, EventBus, Job, JobQueue, RateLimiter, Resync
 from app.config import redact
 from app.errors import BusUnavailable
 from app.models import LiveEvent, now_ms
@@ -35,6 +38,12 @@ READ_COUNT = 1000
 RESYNC_SECONDS = 1.0
 # A publish waits at most this long for Redis before the publisher moves on without it.
 WRITE_TIMEOUT = 1.0
+# The consumer group every delivery worker joins.
+GROUP = "workers"
+# A take blocks at most this long; the client's socket timeout must exceed it.
+MAX_TAKE_WAIT = 5.0
+# How often a worker looks for jobs that another worker took and never acked.
+RECLAIM_EVERY = 1.0
 
 
 class RedisBus:
@@ -130,4 +139,174 @@ def _entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
     return found
 
 
-_: type[EventBus] = RedisBus
+class RedisJobQueue:
+    """Delivery jobs on a Redis Stream read by one consumer group, `workers`.
+
+    XREADGROUP hands each job to one worker; XACK and XDEL forget it once the attempt is
+    recorded; XAUTOCLAIM hands a job that a worker took and never acked (it was killed) to the
+    next worker that asks, once it has been idle for the visibility timeout. The stream is not
+    capped (trimming could drop a job nobody has read); acked jobs are deleted instead.
+    """
+
+    def __init__(self, url: str, key: str, visibility: float) -> None:
+        self._url = redact(url)
+        self._key = key
+        self._visibility_ms = int(visibility * 1000)
+        self._client = Redis.from_url(
+            url,
+            protocol=3,
+            socket_timeout=MAX_TAKE_WAIT + 5,
+            socket_connect_timeout=WRITE_TIMEOUT,
+        )
+        self._group_ready = False
+        self._reclaim_from = "0-0"
+        self._next_reclaim = 0.0
+
+    async def put(self, delivery_ids: Sequence[int]) -> None:
+        if not delivery_ids:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for delivery_id in delivery_ids:
+                    pipe.xadd(self._key, {"d": str(delivery_id)})
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BusUnavailable(f"{self._url}: {type(exc).__name__}") from exc
+
+    async def take(self, consumer: str, count: int, wait: float) -> list[Job]:
+        try:
+            await self._ensure_group()
+            jobs = await self._reclaim(consumer, count)
+            if len(jobs) < count:
+                reply = await self._client.xreadgroup(
+                    GROUP,
+                    consumer,
+                    {self._key: ">"},
+                    count=count - len(jobs),
+                    # BLOCK 0 would wait forever: a wait under a millisecond does not block.
+                    block=_block_ms(wait) if not jobs else None,
+                )
+                jobs += [_job(entry_id, fields) for entry_id, fields in _entries(reply)]
+            return jobs
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                # The stream went away (a Redis restart without persistence): recreate it; the
+                # store's deliveries are queued again by the dispatcher.
+                self._group_ready = False
+            raise BusUnavailable(f"{self._url}: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise BusUnavailable(f"{self._url}: {type(exc).__name__}") from exc
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            # From the start of the stream: jobs put before any worker existed are read too.
+            await self._client.xgroup_create(self._key, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def _reclaim(self, consumer: str, count: int) -> list[Job]:
+        """Jobs idle past the visibility timeout, looked for about once a second: XAUTOCLAIM
+        walks the pending list, so it is not worth a round trip per take."""
+        now = time.monotonic()
+        if now < self._next_reclaim:
+            return []
+        reply = await self._client.xautoclaim(
+            self._key,
+            GROUP,
+            consumer,
+            min_idle_time=self._visibility_ms,
+            start_id=self._reclaim_from,
+            count=count,
+        )
+        self._reclaim_from = _text(reply[0])
+        if self._reclaim_from == "0-0":
+            self._next_reclaim = now + RECLAIM_EVERY
+        return [_job(entry_id, fields, reclaimed=True) for entry_id, fields in reply[1] if fields]
+
+    async def ack(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
+        ids = [job.id for job in jobs]
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.xack(self._key, GROUP, *ids)
+                pipe.xdel(self._key, *ids)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BusUnavailable(f"{self._url}: {type(exc).__name__}") from exc
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _block_ms(wait: float) -> int | None:
+    block = int(min(wait, MAX_TAKE_WAIT) * 1000)
+    return block if block > 0 else None
+
+
+def _job(entry_id: bytes | str, fields: dict[bytes, bytes], reclaimed: bool = False) -> Job:
+    return Job(_text(entry_id), int(fields[b"d"]), reclaimed)
+
+
+# One atomic step for all keys: refill each bucket from Redis's own clock (the same for every
+# node), and take a token from each only if every one has a token. Answers the wait in ms as a
+# string (a Lua number would come back truncated to an integer).
+TAKE_TOKENS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = tonumber(ARGV[1]) / 1000
+local burst = tonumber(ARGV[2])
+local levels = {}
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local bucket = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(bucket[1]) or burst
+  local at = tonumber(bucket[2]) or now
+  levels[i] = math.min(burst, tokens + math.max(0, now - at) * rate)
+  if levels[i] < 1 then wait = math.max(wait, (1 - levels[i]) / rate) end
+end
+if wait > 0 then return tostring(wait) end
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'tokens', tostring(levels[i] - 1), 'at', now)
+  redis.call('PEXPIRE', key, ARGV[3])
+end
+return '0'
+"""
+
+
+class RedisRateLimiter:
+    """Token buckets in Redis, one hash per key, so every node applies the same limits."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self._url = redact(url)
+        self._prefix = prefix
+        self._client = Redis.from_url(
+            url, protocol=3, socket_timeout=WRITE_TIMEOUT, socket_connect_timeout=WRITE_TIMEOUT
+        )
+        self._take = self._client.register_script(TAKE_TOKENS)
+
+    async def take(self, keys: Sequence[str], rate: float, burst: float) -> float:
+        # A bucket left alone this long is full again: it may go.
+        idle_ms = int(burst / rate * 1000) + 1000
+        try:
+            wait = await self._take(
+                keys=[f"{self._prefix}:{key}" for key in keys], args=[rate, burst, idle_ms]
+            )
+        except (RedisError, OSError) as exc:
+            raise BusUnavailable(f"{self._url}: {type(exc).__name__}") from exc
+        return float(_text(wait)) / 1000
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+# Each class satisfies its Protocol (checked by mypy).
+_PROTOCOLS: tuple[type[EventBus], type[JobQueue], type[RateLimiter]] = (
+    RedisBus,
+    RedisJobQueue,
+    RedisRateLimiter,
+)

@@ -13,6 +13,8 @@ slow-consumer policy), so a slow reader costs the publisher nothing.
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ import anyio
 
 from app import codec
 from app.core.render import Frame, counts_frame, stored_frame
+from app.core.revocation import STREAMS_REVOKED
+from app.errors import TooManyStreams
 from app.models import LiveEvent, iso, now_ms
 from app.store import Store
 
@@ -31,13 +35,15 @@ KNOWN_USERS_CAP = 100_000
 class Subscription:
     """One open stream's mailbox: filled by `Hub.deliver`, drained by `Hub.stream`."""
 
-    __slots__ = ("buffer", "capacity", "stale", "user", "wake")
+    __slots__ = ("buffer", "capacity", "revoked", "stale", "user", "wake")
 
     def __init__(self, user: str, capacity: int) -> None:
         self.user = user
         self.capacity = capacity
         self.buffer: deque[tuple[int, str, str]] = deque()
         self.stale = False
+        # Set when the user's stream tokens were revoked: the stream ends.
+        self.revoked = False
         self.wake = anyio.Event()
 
     def offer(self, seq: int, kind: str, data: str) -> None:
@@ -57,6 +63,28 @@ class StreamLimits:
     buffer: int = 256
     # Seconds before a token's expiry at which the stream sends `token_expiring`.
     token_notice: int = 30
+    # Streams one user may hold on this node; more are refused.
+    per_user: int = 20
+
+
+# How long a refused stream is told to wait before trying again.
+STREAMS_RETRY_AFTER = 5
+
+
+class Admission:
+    """One of a user's stream slots on this node: taken when the request is checked, before
+    the response starts, so a burst of opens cannot all pass the check; given back when the
+    stream ends, or when it never starts at all (the object is dropped unused)."""
+
+    __slots__ = ("__weakref__", "_finalizer", "user")
+
+    def __init__(self, user: str, give_back: Callable[[], None]) -> None:
+        self.user = user
+        self._finalizer = weakref.finalize(self, give_back)
+
+    def release(self) -> None:
+        """Give the slot back; once only, however often it is called."""
+        self._finalizer()
 
 
 class Hub:
@@ -70,8 +98,12 @@ class Hub:
         self._limits = limits
         self._clock = clock
         self._by_user: dict[str, set[Subscription]] = {}
+        self._slots: dict[str, int] = {}
         self._known: set[str] = set()
-        self._closed = False
+        # Set when the node begins to shut down. The server sets it as soon as it gets SIGTERM
+        # (sse-starlette's `shutdown_event`, see app.streams.sse), long before the app's
+        # lifespan hears of it, and `close_on_shutdown` then ends every stream.
+        self.shutting_down = anyio.Event()
         # Plain counters, read by /metrics: the core stays free of any metrics library.
         self.connections = 0
         self.frames_out = 0
@@ -81,11 +113,16 @@ class Hub:
     def deliver(self, event: LiveEvent) -> None:
         """Queue a live event for the matching local streams: O(targets), never blocks."""
         by_user = self._by_user
+        revoked = event.kind == STREAMS_REVOKED
         for user, seq in event.targets:
             subscriptions = by_user.get(user)
             if subscriptions:
                 for subscription in subscriptions:
-                    subscription.offer(seq, event.kind, event.data)
+                    if revoked:
+                        subscription.revoked = True
+                        subscription.wake.set()
+                    else:
+                        subscription.offer(seq, event.kind, event.data)
 
     def resync(self) -> None:
         """Every local stream catches up from the store: the bus may have dropped events."""
@@ -102,18 +139,51 @@ class Hub:
     def streams_of(self, user: str) -> int:
         return len(self._by_user.get(user, ()))
 
+    @property
+    def closed(self) -> bool:
+        return self.shutting_down.is_set()
+
     def close(self) -> None:
         """End every stream on this node; clients reconnect and resume elsewhere."""
-        self._closed = True
+        self.shutting_down.set()
         for subscriptions in self._by_user.values():
             for subscription in subscriptions:
                 subscription.wake.set()
 
+    async def close_on_shutdown(self) -> None:
+        """Close as soon as `shutting_down` is set, by whoever sets it."""
+        await self.shutting_down.wait()
+        self.close()
+
+    def admit(self, user: str) -> Admission:
+        """A stream slot for `user`, or TooManyStreams when they hold every one allowed."""
+        held = self._slots.get(user, 0)
+        if held >= self._limits.per_user:
+            raise TooManyStreams(
+                f"{held} streams open for this user on this node; at most {self._limits.per_user}",
+                retry_after=STREAMS_RETRY_AFTER,
+            )
+        self._slots[user] = held + 1
+        return Admission(user, functools.partial(self._give_back, user))
+
+    def _give_back(self, user: str) -> None:
+        left = self._slots.get(user, 1) - 1
+        if left > 0:
+            self._slots[user] = left
+        else:
+            self._slots.pop(user, None)
+
     async def stream(
-        self, user: str, cursor: int | None, expires_at: int | None = None
+        self,
+        user: str,
+        cursor: int | None,
+        expires_at: int | None = None,
+        admission: Admission | None = None,
     ) -> AsyncIterator[Frame]:
         """The user's events after `cursor` (or from now), then live ones, until the token
-        expires or the hub closes."""
+        expires or the hub closes. `admission` is the slot taken for it (taken here if none
+        was)."""
+        admission = admission or self.admit(user)
         subscription = self._register(user)
         try:
             await self._ensure_user(user)
@@ -126,6 +196,7 @@ class Hub:
                 yield frame
         finally:
             self._unregister(subscription)
+            admission.release()
 
     def _register(self, user: str) -> Subscription:
         subscription = Subscription(user, self._limits.buffer)
@@ -186,9 +257,12 @@ class Hub:
         self, subscription: Subscription, last: int, expires_at: int | None
     ) -> AsyncIterator[Frame]:
         notice_at = None if expires_at is None else expires_at - self._limits.token_notice * 1000
-        while not self._closed:
+        while not self.closed:
             now = self._clock()
             if expires_at is not None and now >= expires_at:
+                return
+            if subscription.revoked:
+                yield Frame(STREAMS_REVOKED, "{}")
                 return
             if notice_at is not None and now >= notice_at:
                 notice_at = None

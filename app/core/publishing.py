@@ -8,14 +8,27 @@ up from the store).
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from app import codec
-from app.bus import EventBus
+from app.bus import EventBus, RateLimiter
 from app.core.announce import announce
+from app.core.preferences import wants_inbox
 from app.core.render import published_event
-from app.errors import Forbidden, NotificationTooLarge, TooManyRecipients
+from app.core.renderer import TemplateRenderer
+from app.errors import (
+    BusUnavailable,
+    Forbidden,
+    NotificationTooLarge,
+    RateLimited,
+    TooManyRecipients,
+    UnknownTemplate,
+)
 from app.models import (
     SCOPE_ADMIN,
     SCOPE_PUBLISH,
@@ -27,13 +40,31 @@ from app.models import (
     Recipients,
     now_ms,
 )
-from app.store import Store
+from app.store import ProfileStore, Store
+
+log = logging.getLogger(__name__)
+# While the limiter's backend is down, say so once per interval, not once per publish.
+WARN_EVERY_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class PublishLimits:
     max_recipients: int = 10_000
     max_notification_bytes: int = 10 * 1024
+    # Token buckets per publisher and per named recipient (per second, burst); 0: no limit.
+    publish_rate: float = 0.0
+    publish_burst: int = 0
+    recipient_rate: float = 0.0
+    recipient_burst: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateUse:
+    """A publish by template: the key, its variables, and the locale of the in-app text."""
+
+    key: str
+    variables: dict[str, Any]
+    locale: str | None = None
 
 
 class Publisher:
@@ -43,11 +74,23 @@ class Publisher:
         bus: EventBus,
         limits: PublishLimits = PublishLimits(),
         clock: Callable[[], int] = now_ms,
+        *,
+        templates: ProfileStore | None = None,
+        renderer: TemplateRenderer | None = None,
+        limiter: RateLimiter | None = None,
+        on_published: Callable[[], None] | None = None,
     ) -> None:
+        """`on_published` is told whenever notifications went out, so an in-process delivery
+        worker can plan them at once instead of at its next look."""
         self._store = store
         self._bus = bus
         self._limits = limits
         self._clock = clock
+        self._templates = templates
+        self._renderer = renderer
+        self._limiter = limiter
+        self._on_published = on_published
+        self._next_warning = 0.0
 
     async def publish(
         self,
@@ -55,21 +98,49 @@ class Publisher:
         draft: Draft,
         audience: Audience,
         idempotency_key: str | None = None,
+        template: TemplateUse | None = None,
     ) -> Published:
         self._authorize(principal, audience)
-        self._check_size(draft, audience)
+        self._check_recipients(audience)
+        # Refusals that cost nothing come before the rate limits take a token.
+        self._check_size(draft)
+        await self._throttle(principal, audience)
         claim = None
         if idempotency_key is not None:
-            claim = (principal.sub, idempotency_key, _fingerprint(draft, audience))
-        published = await self._store.publish(draft, audience, claim, self._clock())
+            fingerprint = _fingerprint(draft, audience, template)
+            claim = (principal.sub, idempotency_key, fingerprint)
+        if template is not None:
+            draft = await self._render(draft, template)
+            self._check_size(draft)
+        published = await self._store.publish(draft, audience, claim, self._clock(), wants_inbox)
         await self.announce(published)
         return published
 
+    async def _render(self, draft: Draft, use: TemplateUse) -> Draft:
+        """The draft with the template's in-app title and body, and every rendering kept."""
+        if self._templates is None or self._renderer is None:
+            raise UnknownTemplate("this publisher has no templates")
+        found = await self._templates.template(use.key)
+        if found is None:
+            raise UnknownTemplate(f"no template {use.key!r}")
+        rendered = await self._renderer.render(found, use.variables, use.locale)
+        return replace(
+            draft,
+            title=rendered.title,
+            body=rendered.body,
+            content=rendered.content,
+            template=use.key,
+        )
+
     async def announce(self, published: Published) -> None:
-        """Tell the live streams; the store already has it, so failure here is survivable."""
-        if not published.targets:
+        """Tell the live streams and the delivery worker; the store already has it, so
+        failure here is survivable."""
+        if published.replayed or published.scheduled:
             return
-        await announce(self._bus, published_event(published))
+        if self._on_published is not None:
+            self._on_published()
+        if published.targets:
+            await announce(self._bus, published_event(published))
 
     def _authorize(self, principal: Principal, audience: Audience) -> None:
         if isinstance(audience, Everyone):
@@ -80,12 +151,53 @@ class Publisher:
         elif not principal.can(SCOPE_PUBLISH):
             raise Forbidden(f"sending to others needs the {SCOPE_PUBLISH} scope")
 
-    def _check_size(self, draft: Draft, audience: Audience) -> None:
+    def _check_recipients(self, audience: Audience) -> None:
         if isinstance(audience, Recipients) and len(audience.users) > self._limits.max_recipients:
             raise TooManyRecipients(
                 f"{len(audience.users)} recipients; at most {self._limits.max_recipients}"
                 " per request (publish to a topic to reach more)"
             )
+
+    async def _throttle(self, principal: Principal, audience: Audience) -> None:
+        """Take a token for the publisher, then one for each named recipient; a 429 when a
+        bucket is empty, before anything is rendered or stored. With the limiter's backend
+        down (Redis), publishing goes on unthrottled rather than failing: limits protect the
+        service, and refusing every publish would be the outage they guard against."""
+        limits = self._limits
+        steps = []
+        if limits.publish_rate > 0:
+            steps.append(
+                (
+                    [f"publisher:{principal.sub}"],
+                    limits.publish_rate,
+                    limits.publish_burst,
+                    "publisher",
+                )
+            )
+        if limits.recipient_rate > 0 and isinstance(audience, Recipients):
+            keys = [f"recipient:{user}" for user in sorted(set(audience.users))]
+            steps.append((keys, limits.recipient_rate, limits.recipient_burst, "recipient"))
+        for keys, rate, burst, who in steps:
+            wait = await self._take(keys, rate, burst)
+            if wait > 0:
+                raise RateLimited(
+                    f"{who} limit reached: {rate:g} per second, bursts of {burst}",
+                    retry_after=max(1, math.ceil(wait)),
+                )
+
+    async def _take(self, keys: list[str], rate: float, burst: int) -> float:
+        if self._limiter is None:
+            return 0.0
+        try:
+            return await self._limiter.take(keys, rate, max(burst, 1))
+        except BusUnavailable as exc:
+            moment = time.monotonic()
+            if moment >= self._next_warning:
+                self._next_warning = moment + WARN_EVERY_SECONDS
+                log.warning("rate limits unavailable, publishing unthrottled: %s", exc)
+            return 0.0
+
+    def _check_size(self, draft: Draft) -> None:
         size = len(codec.dumps([draft.title, draft.body, draft.data, draft.type]))
         if size > self._limits.max_notification_bytes:
             raise NotificationTooLarge(
@@ -94,7 +206,8 @@ class Publisher:
             )
 
 
-def _fingerprint(draft: Draft, audience: Audience) -> str:
-    """What makes two publishes 'the same request' for an Idempotency-Key."""
-    material = codec.dumps([repr(draft), repr(audience)])
+def _fingerprint(draft: Draft, audience: Audience, template: TemplateUse | None) -> str:
+    """What makes two publishes 'the same request' for an Idempotency-Key: the request, not
+    its rendering, so a retry after the template was edited is still the same request."""
+    material = codec.dumps([repr(draft), repr(audience), repr(template)])
     return hashlib.sha256(material).hexdigest()

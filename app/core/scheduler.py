@@ -1,4 +1,5 @@
-"""Releases `send_at` notifications when due, and forgets expired idempotency keys.
+"""Releases `send_at` notifications when due, forgets expired idempotency keys, and (with
+HERALD_RETENTION_DAYS) deletes old notifications hourly.
 
 Every node runs one; the store hands each due row to exactly one caller (SKIP LOCKED on
 PostgreSQL, the single writer on SQLite), so running it everywhere delivers once.
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import anyio
 
+from app.core.preferences import wants_inbox
 from app.core.publishing import Publisher
 from app.errors import StoreUnavailable
 from app.models import now_ms
-from app.store import Store
+from app.store import RetentionReport, RetentionStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,23 @@ BATCH = 100
 PURGE_EVERY_MS = 60_000
 # Longest a tick may hold up shutdown.
 TICK_LIMIT = 10.0
+# Retention runs this often on every node (each batch is its own short transaction).
+RETENTION_EVERY_SECONDS = 3600.0
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """HERALD_RETENTION_DAYS and HERALD_RETENTION_BATCH, with the store that applies them."""
+
+    store: RetentionStore
+    days: int
+    batch: int
+
+    async def run(self, now: int) -> RetentionReport:
+        """Delete what is older than `days` before `now`; also prepares the coming month's
+        partitions on PostgreSQL."""
+        return await self.store.retain(now - self.days * DAY_MS, self.batch, now)
 
 
 class Scheduler:
@@ -34,6 +54,7 @@ class Scheduler:
         interval: float,
         idempotency_ttl_seconds: int,
         clock: Callable[[], int] = now_ms,
+        retention: Retention | None = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -41,8 +62,30 @@ class Scheduler:
         self._idempotency_ttl_ms = idempotency_ttl_seconds * 1000
         self._clock = clock
         self._next_purge = 0
+        self._retention = retention
 
     async def run(self) -> None:
+        async with anyio.create_task_group() as tasks:
+            if self._retention is not None:
+                tasks.start_soon(self._retain_hourly, self._retention)
+            await self._release_forever()
+
+    async def _retain_hourly(self, retention: Retention) -> None:
+        while True:
+            await self.retain(retention)
+            await anyio.sleep(RETENTION_EVERY_SECONDS)
+
+    async def retain(self, retention: Retention) -> RetentionReport | None:
+        """One retention run; None if the store was unavailable (the next run catches up)."""
+        try:
+            report = await retention.run(self._clock())
+        except StoreUnavailable as exc:
+            log.warning("retention: store unavailable (%s); next run in an hour", exc)
+            return None
+        log.info("retention: %s", report)
+        return report
+
+    async def _release_forever(self) -> None:
         while True:
             released = 0
             try:
@@ -58,7 +101,7 @@ class Scheduler:
     async def tick(self) -> int:
         """Release what is due now; return how many notifications went out."""
         now = self._clock()
-        released = await self._store.release_due(now, BATCH)
+        released = await self._store.release_due(now, BATCH, wants_inbox)
         for published in released:
             await self._publisher.announce(published)
         if now >= self._next_purge:

@@ -9,33 +9,62 @@ client resuming after N can never skip a row that commits later with a smaller n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 from app.config import ConfigError, Settings, redact
 from app.models import (
     Audience,
+    AuditEntry,
     BulkAction,
+    Contact,
     Counts,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryQuery,
+    DeliveryTask,
     Draft,
+    HeldDelivery,
     InboxItem,
     InboxPage,
     InboxQuery,
+    PlannedDelivery,
+    Preferences,
     Published,
+    PushSubscriptionRecord,
+    Release,
+    RoutingRequest,
     SentNotification,
     StateAction,
     StateEvent,
+    Switches,
+    Template,
     Topic,
+    TypeDefaults,
+    Webhook,
 )
 
 IdempotencyClaim = tuple[str, str, str]
 """(publisher, key, fingerprint of the request body)."""
 
+WantsInbox = Callable[[str, frozenset[str] | None, Switches, Switches], bool]
+"""(notification type, channels the publisher asked for, the user's switches, the admin's)
+→ whether the user gets an inbox item. Only `in_app` switches are passed."""
+
+Planner = Callable[[RoutingRequest], list[PlannedDelivery]]
+Releaser = Callable[[HeldDelivery], Release]
+
 
 class Store(Protocol):
     async def publish(
-        self, draft: Draft, audience: Audience, claim: IdempotencyClaim | None, now: int
+        self,
+        draft: Draft,
+        audience: Audience,
+        claim: IdempotencyClaim | None,
+        now: int,
+        wants_inbox: WantsInbox | None = None,
     ) -> Published:
         """Commit a notification and its inbox rows in one transaction, then return.
 
@@ -43,10 +72,14 @@ class Store(Protocol):
         `release_due`. With a claim whose key was used before, nothing is written and the first
         result comes back with `replayed=True`; a different fingerprint raises
         IdempotencyConflict. The caller has validated the draft and the audience size.
+        Recipients `wants_inbox` turns away get no inbox item (None: every recipient does);
+        every recipient is counted and routed to the other channels.
         """
         ...
 
-    async def release_due(self, now: int, limit: int) -> list[Published]:
+    async def release_due(
+        self, now: int, limit: int, wants_inbox: WantsInbox | None = None
+    ) -> list[Published]:
         """Deliver scheduled notifications whose time has come, each exactly once.
 
         Safe to call from every node at once: a row is taken by one caller only.
@@ -100,8 +133,9 @@ class Store(Protocol):
 
     async def topics(self, user: str) -> list[Topic]: ...
 
-    async def subscribe(self, user: str, topic: str, now: int) -> bool:
-        """Subscribe; False if the user already was."""
+    async def subscribe(self, user: str, topic: str, now: int, limit: int | None = None) -> bool:
+        """Subscribe; False if the user already was. With `limit`, TooManyTopics when the
+        user already holds that many other subscriptions."""
         ...
 
     async def unsubscribe(self, user: str, topic: str) -> bool:
@@ -121,7 +155,218 @@ class Store(Protocol):
     async def aclose(self) -> None: ...
 
 
-def open_store(settings: Settings) -> Store:
+class ProfileStore(Protocol):
+    """What users and admins configure for delivery beyond the inbox."""
+
+    async def preferences(self, user: str) -> Preferences:
+        """The user's preferences; the defaults for a user who never set any."""
+        ...
+
+    async def set_preferences(self, user: str, preferences: Preferences, now: int) -> None:
+        """Replace the user's preferences, their channel switches included."""
+        ...
+
+    async def set_switch(self, owner: str, type: str, channel: str, enabled: bool) -> None: ...
+
+    async def type_defaults(self) -> list[TypeDefaults]: ...
+
+    async def set_type_defaults(self, defaults: TypeDefaults, now: int) -> bool:
+        """Replace one type's defaults; True if the type had none before."""
+        ...
+
+    async def delete_type_defaults(self, type: str) -> bool: ...
+
+    async def contact(self, user: str) -> Contact: ...
+
+    async def set_contact(self, user: str, contact: Contact, now: int) -> bool:
+        """Replace the user's contact; True if they had none before."""
+        ...
+
+    async def delete_contact(self, user: str) -> bool: ...
+
+    async def push_subscriptions(self, user: str) -> list[PushSubscriptionRecord]: ...
+
+    async def add_push_subscription(
+        self, user: str, endpoint: str, p256dh: str, auth: str, now: int
+    ) -> tuple[PushSubscriptionRecord, bool]:
+        """Store a browser's subscription; True if new. An endpoint is one browser profile,
+        so a known endpoint moves to the user who registers it now (a new sign-in)."""
+        ...
+
+    async def remove_push_subscription(self, user: str, endpoint: str) -> bool:
+        """Remove the user's own subscription; another user's endpoint is not found."""
+        ...
+
+    async def webhooks(self, user: str | None) -> list[Webhook]:
+        """The user's webhooks, or every user's with None."""
+        ...
+
+    async def add_webhook(
+        self,
+        user: str,
+        url: str,
+        secret: str,
+        types: tuple[str, ...] | None,
+        created_by: str,
+        now: int,
+    ) -> Webhook: ...
+
+    async def remove_webhook(self, webhook_id: int, user: str | None) -> bool:
+        """Remove a webhook of `user` (of anyone's with None)."""
+        ...
+
+    async def templates(self) -> list[Template]: ...
+
+    async def template(self, key: str) -> Template | None: ...
+
+    async def put_template(
+        self, key: str, document: dict[str, object], by: str, now: int
+    ) -> tuple[Template, bool]:
+        """Store a new version of the template; True if the key is new."""
+        ...
+
+    async def delete_template(self, key: str) -> bool: ...
+
+
+class DeliveryStore(Protocol):
+    """Deliveries through their life: planned, held, queued, attempted, finished.
+
+    Every method is safe to call from several workers at once: each row is taken by one.
+    """
+
+    async def has_work(self, now: int, requeue_after: int) -> bool:
+        """Whether `route`, `release_held` or `claim_due` would find anything now."""
+        ...
+
+    async def route(self, now: int, limit: int, plan: Planner) -> int:
+        """Plan the deliveries of up to `limit` notifications waiting for it, each in its own
+        transaction with the plan's rows; return how many were planned."""
+        ...
+
+    async def release_held(self, now: int, limit: int, decide: Releaser) -> int:
+        """Decide up to `limit` held deliveries whose time has come; a `digest` decision
+        gathers a user's digested deliveries into one email delivery. Return how many were
+        decided."""
+        ...
+
+    async def claim_due(self, now: int, limit: int, requeue_after: int) -> list[int]:
+        """Mark up to `limit` due deliveries as queued and return their ids: pending ones not
+        queued yet, or queued longer than `requeue_after` ms ago (a job that was lost), and
+        sending ones whose lease ran out that long ago (a worker that died)."""
+        ...
+
+    async def start_attempt(
+        self, delivery_id: int, now: int, lease: int
+    ) -> DeliveryTask | Literal["busy"] | None:
+        """Take the delivery for one attempt lasting at most `lease` ms: a pending one that is
+        due, or one whose previous attempt's lease ran out (its worker died). "busy" while
+        another attempt's lease runs; None when there is nothing to attempt now (finished,
+        cancelled, held, not due yet, or no such delivery)."""
+        ...
+
+    async def finish_attempt(
+        self,
+        task: DeliveryTask,
+        outcome: str,
+        status: str,
+        detail: str,
+        now: int,
+        *,
+        due_at: int | None = None,
+        provider_id: str | None = None,
+        remove_target: bool = False,
+    ) -> bool:
+        """Record the attempt's outcome (the provider's answer: sent, delivered, retry, failed,
+        gone) and the delivery's new status (`pending` again with `due_at` for a retry).
+        `remove_target` deletes the push subscription or webhook it went to. False if the
+        attempt's lease was lost to another worker meanwhile (the outcome is still kept with
+        the attempt)."""
+        ...
+
+    async def provider_report(
+        self, delivery_id: int, created_at: int, channel: str, status: str, detail: str, now: int
+    ) -> bool:
+        """A provider's later word on a delivery: `delivered`, or `failed` after all. Kept
+        even when the attempt that sent it is not recorded yet (it then finishes with it).
+        False if there is no such delivery on that channel."""
+        ...
+
+    async def deliveries(self, query: DeliveryQuery) -> list[Delivery]: ...
+
+    async def delivery(self, delivery_id: int) -> tuple[Delivery, list[DeliveryAttempt]] | None: ...
+
+    async def replay(self, delivery_id: int, now: int) -> Delivery | None:
+        """Send a failed (dead-lettered) delivery again: the same delivery, a fresh set of
+        tries. None if there is no such delivery; its status unchanged if it was not failed."""
+        ...
+
+    async def delivery_backlog(self) -> dict[tuple[str, str], int]:
+        """(channel, status) → count, for the statuses that are not final, and `failed`."""
+        ...
+
+
+class AuditStore(Protocol):
+    """The admin audit log, and the instant before which a user's stream tokens are void."""
+
+    async def record_audit(
+        self,
+        at: int,
+        actor: str,
+        action: str,
+        target: str,
+        request_id: str | None,
+        detail: dict[str, object],
+    ) -> None: ...
+
+    async def audit_entries(
+        self, limit: int, before: int | None, action: str | None
+    ) -> list[AuditEntry]:
+        """Newest first; `before` is an entry id to page back from."""
+        ...
+
+    async def revoke_streams(self, user: str, at: int) -> None: ...
+
+    async def streams_revoked_at(self, user: str) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """What one retention run removed; `transactions` counts its write transactions."""
+
+    notifications: int = 0
+    inbox: int = 0
+    deliveries: int = 0
+    attempts: int = 0
+    user_events: int = 0
+    idempotency_keys: int = 0
+    partitions_dropped: tuple[str, ...] = ()
+    partitions_created: tuple[str, ...] = ()
+    transactions: int = 0
+
+
+class RetentionStore(Protocol):
+    """Forgetting old notifications, in short transactions that never hold long locks."""
+
+    async def retain(self, cutoff: int, batch: int, now: int) -> RetentionReport:
+        """Delete notifications created before `cutoff` (ms) and what hangs on them: inbox
+        rows, deliveries and their attempts; also state events and idempotency keys older than
+        `cutoff`. At most `batch` rows of a table per transaction; a whole partition older than
+        `cutoff` is dropped instead. Scheduled notifications not yet released are kept, and
+        so is every user's sequence: a cursor never goes back, and a client resuming from
+        before the cutoff replays what is left, as if the rest had been deleted."""
+        ...
+
+    async def prepare_partitions(self, now: int) -> tuple[str, ...]:
+        """Create the notifications partitions for the month of `now` and the next one, if
+        missing; return the names created (always none where nothing is partitioned)."""
+        ...
+
+
+class Backend(Store, ProfileStore, DeliveryStore, AuditStore, RetentionStore, Protocol):
+    """Everything the SQL backend offers; the composition root hands each part to its user."""
+
+
+def open_store(settings: Settings) -> Backend:
     """Build the store named by DATABASE_URL: the one place its scheme is interpreted."""
     url = settings.database_url
     scheme = urlsplit(url).scheme
@@ -132,7 +377,12 @@ def open_store(settings: Settings) -> Store:
     elif scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
         from app.store.postgres import postgres_dialect
 
-        dialect = postgres_dialect(url, settings.db_pool_size)
+        dialect = postgres_dialect(
+            url,
+            settings.db_pool_size,
+            settings.db_pool_timeout_seconds,
+            settings.db_query_timeout_seconds,
+        )
     else:
         raise ConfigError(f"DATABASE_URL: unsupported scheme {scheme!r} in {redact(url)}")
     from app.store.sql import SqlStore

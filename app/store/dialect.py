@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -20,3 +20,6 @@ class Dialect:
     writer: Callable[[], AbstractAsyncContextManager[Any]]
     # Serializes migrators across processes inside the migration transaction.
     lock_migrations: Callable[[AsyncConnection], Any]
+    # Takes a lock named by the string until the transaction ends, if no other transaction
+    # holds it: work some other worker is already doing is skipped, not waited for.
+    try_lock: Callable[[AsyncConnection, str], Awaitable[bool]]

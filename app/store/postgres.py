@@ -1,4 +1,11 @@
-"""PostgreSQL specifics: asyncpg, a sized pool, and an advisory lock for migrations."""
+"""PostgreSQL specifics: asyncpg, a sized pool, and an advisory lock for migrations.
+
+Every wait on PostgreSQL is bounded, where asyncpg and SQLAlchemy would wait forever or a minute:
+for a pooled connection (`pool_timeout`), for a new connection (asyncpg's connect `timeout`,
+60 s by default) and for each query (`command_timeout`, none by default). A saturated pool, a
+frozen server or a cut network then surfaces as StoreUnavailable, answered 503 with
+Retry-After, and the pool heals by itself once PostgreSQL answers again.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +21,20 @@ from app.store.dialect import Dialect
 MIGRATION_LOCK_KEY = 0x48455241  # "HERA"
 
 
-def postgres_dialect(url: str, pool_size: int) -> Dialect:
+def postgres_dialect(
+    url: str, pool_size: int, pool_timeout: float = 5.0, query_timeout: float = 10.0
+) -> Dialect:
     _, _, rest = url.partition("://")
     engine = create_async_engine(
         f"postgresql+asyncpg://{rest}",
         pool_size=pool_size,
         max_overflow=pool_size,
         # A request waits this long for a connection, then gets a 503 rather than hanging.
-        pool_timeout=5,
+        pool_timeout=pool_timeout,
         pool_recycle=1800,
+        # A server that stops answering fails the query or the connection attempt after this
+        # long (asyncpg cancels the query server-side too), rather than hanging the request.
+        connect_args={"timeout": query_timeout, "command_timeout": query_timeout},
     )
     return Dialect(
         name="postgresql",
@@ -30,8 +42,16 @@ def postgres_dialect(url: str, pool_size: int) -> Dialect:
         insert=insert,
         writer=contextlib.nullcontext,
         lock_migrations=_advisory_lock,
+        try_lock=_try_advisory_lock,
     )
 
 
 async def _advisory_lock(conn: AsyncConnection) -> None:
     await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+async def _try_advisory_lock(conn: AsyncConnection, name: str) -> bool:
+    taken = await conn.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
+    )
+    return bool(taken.scalar())

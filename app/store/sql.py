@@ -6,17 +6,17 @@ through `Dialect`; nothing here branches on the dialect's name.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy.exc
 from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import codec
-from app.errors import IdempotencyConflict, StoreUnavailable
+from app.errors import IdempotencyConflict, TooManyTopics
 from app.models import (
+    ADMIN_OWNER,
+    EVERY_TYPE,
     Audience,
     BulkAction,
     Counts,
@@ -31,13 +31,20 @@ from app.models import (
     SentNotification,
     StateAction,
     StateEvent,
+    Switches,
     Topic,
     TopicAudience,
+    now_ms,
 )
-from app.store import IdempotencyClaim, Store
-from app.store.dialect import Dialect
+from app.store import Backend, IdempotencyClaim, WantsInbox
+from app.store.audit import AuditQueries
+from app.store.base import CHUNK, SqlBase, chunks, notification_of
+from app.store.deliveries import DeliveryQueries
 from app.store.migrations import apply_migrations
+from app.store.profiles import ProfileQueries
+from app.store.retention import RetentionQueries
 from app.store.tables import (
+    channel_switches,
     idempotency_keys,
     inbox,
     notifications,
@@ -47,8 +54,6 @@ from app.store.tables import (
     users,
 )
 
-# Rows per multi-row statement: PostgreSQL allows 32,767 bind parameters per statement.
-CHUNK = 1000
 # Which column each state action sets, and to what (None clears it).
 _STATE_COLUMNS: dict[str, tuple[str, bool]] = {
     "read": ("read_at", True),
@@ -58,17 +63,6 @@ _STATE_COLUMNS: dict[str, tuple[str, bool]] = {
     "unarchive": ("archived_at", False),
     "delete": ("deleted_at", True),
 }
-_UNAVAILABLE = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    OSError,
-)
-
-
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
 
 
 def _visible(now: int) -> ColumnElement[bool]:
@@ -95,25 +89,10 @@ def _audience_from_json(raw: str) -> Audience:
     return Everyone()
 
 
-def _notification(row: Any) -> Notification:
-    return Notification(
-        id=row.id,
-        type=row.type,
-        title=row.title,
-        body=row.body,
-        data=codec.loads(row.data),
-        priority=row.priority,
-        topic=row.topic,
-        collapse_key=row.collapse_key,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-    )
-
-
 def _item(row: Any) -> InboxItem:
     return InboxItem(
         seq=row.seq,
-        notification=_notification(row),
+        notification=notification_of(row),
         seen_at=row.seen_at,
         read_at=row.read_at,
         archived_at=row.archived_at,
@@ -141,50 +120,41 @@ _ITEMS = select(*_ITEM_COLUMNS).select_from(
 )
 
 
-class SqlStore:
-    def __init__(self, dialect: Dialect) -> None:
-        self._dialect = dialect
-        self._engine = dialect.engine
-        self._insert = dialect.insert
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._dialect.writer(), self._engine.begin() as conn:
-                yield conn
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.connect() as conn:
-                yield conn
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, SqlBase):
+    """The inbox and publishing here; preferences and deliveries in their own modules."""
 
     # --- publishing ---------------------------------------------------------------------
 
     async def publish(
-        self, draft: Draft, audience: Audience, claim: IdempotencyClaim | None, now: int
+        self,
+        draft: Draft,
+        audience: Audience,
+        claim: IdempotencyClaim | None,
+        now: int,
+        wants_inbox: WantsInbox | None = None,
     ) -> Published:
         async with self._write() as conn:
             if claim is not None:
                 prior = await self._claim(conn, claim, now)
                 if prior is not None:
                     return prior
-            scheduled = draft.send_at is not None and draft.send_at > now
-            notification_id = await self._insert_notification(conn, draft, audience, scheduled, now)
             if draft.topic is not None:
                 await self._ensure_topic(conn, draft.topic, now)
-            if scheduled:
-                count = len(await self._resolve(conn, audience))
-                result = Published(notification_id, count, scheduled=True)
+            recipients = await self._resolve(conn, audience)
+            if draft.send_at is not None and draft.send_at > now:
+                notification_id = await self._insert_notification(
+                    conn, draft, now, pending_audience=_audience_json(audience)
+                )
+                result = Published(notification_id, len(recipients), scheduled=True)
             else:
-                targets = await self._deliver(conn, notification_id, audience, draft, now)
+                inboxed = await self._inboxed(conn, recipients, draft, wants_inbox)
+                notification_id = await self._insert_notification(
+                    conn, draft, now, offline=_offline(recipients, inboxed)
+                )
+                targets = await self._deliver(conn, notification_id, inboxed, draft, now)
                 result = Published(
                     notification_id,
-                    len(targets),
+                    len(recipients),
                     _draft_notification(notification_id, draft, now),
                     targets,
                 )
@@ -228,7 +198,13 @@ class SqlStore:
         return Published(row.notification_id, row.recipients, scheduled=scheduled, replayed=True)
 
     async def _insert_notification(
-        self, conn: AsyncConnection, draft: Draft, audience: Audience, scheduled: bool, now: int
+        self,
+        conn: AsyncConnection,
+        draft: Draft,
+        now: int,
+        *,
+        pending_audience: str | None = None,
+        offline: str | None = None,
     ) -> int:
         result = await conn.execute(
             notifications.insert()
@@ -244,7 +220,12 @@ class SqlStore:
                 created_at=now,
                 send_at=draft.send_at,
                 expires_at=draft.expires_at,
-                pending_audience=_audience_json(audience) if scheduled else None,
+                pending_audience=pending_audience,
+                route_pending=int(pending_audience is None and _routes(draft)),
+                channels=None if draft.channels is None else codec.dumps_str(draft.channels),
+                content=draft.content,
+                template=draft.template,
+                offline_recipients=offline,
             )
             .returning(notifications.c.id)
         )
@@ -263,15 +244,49 @@ class SqlStore:
             query = select(users.c.user_id)
         return sorted((await conn.execute(query)).scalars())
 
+    async def _inboxed(
+        self,
+        conn: AsyncConnection,
+        recipients: Sequence[str],
+        draft: Draft,
+        wants_inbox: WantsInbox | None,
+    ) -> list[str]:
+        """The recipients who get an inbox item, still sorted. One query reads every in-app
+        switch that could matter (the users' and the admin's, for this type and for all)."""
+        requested = None if draft.channels is None else frozenset(draft.channels)
+        if requested is not None and "in_app" not in requested:
+            return []
+        if wants_inbox is None:
+            return list(recipients)
+        switches: dict[str, Switches] = {}
+        for chunk in chunks(recipients):
+            rows = await conn.execute(
+                select(
+                    channel_switches.c.owner, channel_switches.c.type, channel_switches.c.enabled
+                ).where(
+                    channel_switches.c.channel == "in_app",
+                    channel_switches.c.type.in_([draft.type, EVERY_TYPE]),
+                    channel_switches.c.owner.in_([*chunk, ADMIN_OWNER]),
+                )
+            )
+            for owner, type_, enabled in rows:
+                switches.setdefault(owner, {})[type_] = {"in_app": bool(enabled)}
+        admin = switches.get(ADMIN_OWNER, {})
+        return [
+            user
+            for user in recipients
+            if wants_inbox(draft.type, requested, switches.get(user, {}), admin)
+        ]
+
     async def _deliver(
         self,
         conn: AsyncConnection,
         notification_id: int,
-        audience: Audience,
+        recipients: Sequence[str],
         draft: Draft,
         now: int,
     ) -> tuple[tuple[str, int], ...]:
-        recipients = await self._resolve(conn, audience)
+        """Give each recipient an inbox item with their next seq."""
         targets = await self._advance(conn, recipients, now)
         if draft.collapse_key is not None and targets:
             await self._collapse(conn, recipients, draft.collapse_key, notification_id, now)
@@ -290,7 +305,7 @@ class SqlStore:
     ) -> tuple[tuple[str, int], ...]:
         """Take the next seq of each recipient, locking their rows until commit."""
         taken: list[tuple[str, int]] = []
-        for chunk in _chunks(recipients):
+        for chunk in chunks(recipients):
             stmt = self._insert(users).values(
                 [{"user_id": user, "last_seq": 1, "created_at": now} for user in chunk]
             )
@@ -312,7 +327,7 @@ class SqlStore:
         older = select(notifications.c.id).where(
             notifications.c.collapse_key == collapse_key, notifications.c.id != notification_id
         )
-        for chunk in _chunks(recipients):
+        for chunk in chunks(recipients):
             await conn.execute(
                 update(inbox)
                 .where(
@@ -328,16 +343,18 @@ class SqlStore:
             self._insert(topics).values(name=name, created_at=now).on_conflict_do_nothing()
         )
 
-    async def release_due(self, now: int, limit: int) -> list[Published]:
+    async def release_due(
+        self, now: int, limit: int, wants_inbox: WantsInbox | None = None
+    ) -> list[Published]:
         released = []
         for _ in range(limit):
-            one = await self._release_one(now)
+            one = await self._release_one(now, wants_inbox)
             if one is None:
                 break
             released.append(one)
         return released
 
-    async def _release_one(self, now: int) -> Published | None:
+    async def _release_one(self, now: int, wants_inbox: WantsInbox | None) -> Published | None:
         """One due notification per transaction: its recipients are locked in sorted order and
         released at commit, so releasers on several nodes and publishers never deadlock."""
         async with self._write() as conn:
@@ -355,15 +372,23 @@ class SqlStore:
             ).first()
             if row is None:
                 return None
+            draft = _row_draft(row)
+            recipients = await self._resolve(conn, _audience_from_json(row.pending_audience))
+            inboxed = await self._inboxed(conn, recipients, draft, wants_inbox)
             await conn.execute(
                 update(notifications)
                 .where(notifications.c.id == row.id)
-                .values(pending_audience=None, created_at=now)
+                .values(
+                    pending_audience=None,
+                    created_at=now,
+                    route_pending=int(_routes(draft)),
+                    offline_recipients=_offline(recipients, inboxed),
+                )
             )
-            draft = _row_draft(row)
-            audience = _audience_from_json(row.pending_audience)
-            targets = await self._deliver(conn, row.id, audience, draft, now)
-            return Published(row.id, len(targets), _draft_notification(row.id, draft, now), targets)
+            targets = await self._deliver(conn, row.id, inboxed, draft, now)
+            return Published(
+                row.id, len(recipients), _draft_notification(row.id, draft, now), targets
+            )
 
     # --- reading --------------------------------------------------------------------------
 
@@ -424,7 +449,7 @@ class SqlStore:
             held = row.pending_audience is not None
             sent.append(
                 SentNotification(
-                    _notification(row),
+                    notification_of(row),
                     row.publisher,
                     recipients,
                     read,
@@ -602,20 +627,32 @@ class SqlStore:
             rows = (await conn.execute(stmt)).all()
         return [Topic(name, bool(mine), int(count)) for name, count, mine in rows]
 
-    async def subscribe(self, user: str, topic: str, now: int) -> bool:
+    async def subscribe(self, user: str, topic: str, now: int, limit: int | None = None) -> bool:
         async with self._write() as conn:
+            await conn.execute(
+                self._insert(users)
+                .values(user_id=user, last_seq=0, created_at=now)
+                .on_conflict_do_nothing()
+            )
+            if limit is not None:
+                # Under the user's row lock, so concurrent subscribes cannot both pass.
+                await self._lock_user(conn, user)
+                await self._check_topic_limit(conn, user, topic, limit)
             await self._ensure_topic(conn, topic, now)
             result = await conn.execute(
                 self._insert(topic_subscriptions)
                 .values(topic=topic, user_id=user, created_at=now)
                 .on_conflict_do_nothing()
             )
-            await conn.execute(
-                self._insert(users)
-                .values(user_id=user, last_seq=0, created_at=now)
-                .on_conflict_do_nothing()
-            )
             return bool(result.rowcount)
+
+    async def _check_topic_limit(
+        self, conn: AsyncConnection, user: str, topic: str, limit: int
+    ) -> None:
+        mine = select(topic_subscriptions.c.topic).where(topic_subscriptions.c.user_id == user)
+        held = set((await conn.execute(mine)).scalars())
+        if topic not in held and len(held) >= limit:
+            raise TooManyTopics(f"subscribed to {len(held)} topics; at most {limit}")
 
     async def unsubscribe(self, user: str, topic: str) -> bool:
         async with self._write() as conn:
@@ -642,7 +679,10 @@ class SqlStore:
     async def migrate(self) -> list[str]:
         async with self._engine.begin() as conn:
             await self._dialect.lock_migrations(conn)
-            return await apply_migrations(conn, self._dialect.name)
+            applied = await apply_migrations(conn, self._dialect.name)
+            # On PostgreSQL, this month's and next month's notifications partitions.
+            await self._prepare_partitions(conn, now_ms())
+            return applied
 
     async def aclose(self) -> None:
         await self._engine.dispose()
@@ -663,6 +703,19 @@ def _draft_notification(notification_id: int, draft: Draft, now: int) -> Notific
     )
 
 
+def _routes(draft: Draft) -> bool:
+    """Whether any channel beyond the inbox may be asked of it: then a worker plans it."""
+    return draft.channels is None or any(channel != "in_app" for channel in draft.channels)
+
+
+def _offline(recipients: Sequence[str], inboxed: Sequence[str]) -> str | None:
+    """The recipients without an inbox item, as JSON for the router; None when there are none."""
+    if len(inboxed) == len(recipients):
+        return None
+    kept = set(inboxed)
+    return codec.dumps_str([user for user in recipients if user not in kept])
+
+
 def _row_draft(row: Row[Any]) -> Draft:
     return Draft(
         type=row.type,
@@ -675,6 +728,9 @@ def _row_draft(row: Row[Any]) -> Draft:
         collapse_key=row.collapse_key,
         send_at=row.send_at,
         expires_at=row.expires_at,
+        channels=None if row.channels is None else tuple(codec.loads(row.channels)),
+        content=row.content,
+        template=row.template,
     )
 
 
@@ -689,4 +745,4 @@ def _state_event(row: Row[Any]) -> StateEvent:
     )
 
 
-_: type[Store] = SqlStore
+_: type[Backend] = SqlStore

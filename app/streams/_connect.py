@@ -6,7 +6,7 @@ from starlette.requests import HTTPConnection
 
 from app.auth import bearer
 from app.core.render import parse_cursor
-from app.errors import Unauthenticated
+from app.errors import OriginNotAllowed, Unauthenticated
 from app.models import Principal
 from app.services import services_of
 
@@ -16,17 +16,35 @@ async def stream_principal(conn: HTTPConnection) -> Principal:
 
     Never both, and never neither: no stream silently downgrades to anonymous.
     """
-    auth = services_of(conn).auth
+    found = services_of(conn)
     query_token = conn.query_params.get("token")
     if query_token:
-        return await auth.authenticate_stream(query_token)
+        caller = await found.auth.authenticate_stream(query_token)
+        revoked = await found.store.streams_revoked_at(caller.sub)
+        # iat has whole seconds: a token minted in the second of a revocation is refused too.
+        if revoked is not None and caller.issued_at is not None and caller.issued_at <= revoked:
+            raise Unauthenticated("this stream token was revoked; get a new one")
+        return caller
     token = bearer(conn.headers.get("authorization"))
     if token is None:
         raise Unauthenticated("pass ?token=<stream token> or Authorization: Bearer <token>")
-    return await auth.authenticate(token)
+    return await found.auth.authenticate(token)
 
 
 def resume_cursor(conn: HTTPConnection) -> int | None:
     """Where the client left off: the Last-Event-ID header wins over `?last_event_id=`."""
     raw = conn.headers.get("last-event-id") or conn.query_params.get("last_event_id")
     return parse_cursor(raw)
+
+
+def check_origin(conn: HTTPConnection) -> None:
+    """Browsers do not apply CORS to WebSockets: a page on any origin could open one with a
+    token it holds. So a browser's `Origin` must be Herald's own or a configured one; clients
+    that send none (servers, mobile apps) are not browsers and pass."""
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return
+    allowed = services_of(conn).settings.cors_origins
+    same = origin.split("://", 1)[-1] == conn.headers.get("host")
+    if not (same or "*" in allowed or origin.rstrip("/") in allowed):
+        raise OriginNotAllowed(f"{origin[:200]} is not an allowed origin (HERALD_CORS_ORIGINS)")

@@ -2,8 +2,10 @@
 
 The client may send `{"type":"ping"}` (answered with a `pong` frame) and
 `{"type":"read","id":"<notification id>"}` (a read, announced to the user's other streams).
-Close codes: 4400/4401 for a bad request or token before the stream starts, 4001 when the
-token expires (get a new stream token and resume), 1012 when the node shuts down.
+A refusal before the stream starts (a bad request or token, an origin not allowed, too many
+streams) answers the handshake with its problem document and HTTP status. Close codes: 4001
+when the token expires or is revoked (get a new stream token and resume), 1012 when the node
+shuts down.
 """
 
 from __future__ import annotations
@@ -13,17 +15,21 @@ from typing import Any
 
 import anyio
 import msgspec
+from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app import codec
+from app.core.hub import Admission
 from app.core.render import Frame
 from app.errors import NotFound, Problem, ValidationFailed
 from app.models import Principal
 from app.services import services_of
-from app.streams._connect import resume_cursor, stream_principal
+from app.streams._connect import check_origin, resume_cursor, stream_principal
 
 TOKEN_EXPIRED = 4001
+# RFC 6455 "service restart": reconnect (to another node) and resume.
+SERVICE_RESTART = 1012
 MAX_CLIENT_FRAME = 4096
 
 
@@ -50,9 +56,10 @@ class _Connection:
             async with self.lock:
                 await self.websocket.send_text(text)
 
-    async def pump(self, cursor: int | None) -> None:
+    async def pump(self, cursor: int | None, admission: Admission) -> None:
         hub = self.services.hub
-        async for frame in hub.stream(self.caller.sub, cursor, self.caller.expires_at):
+        frames = hub.stream(self.caller.sub, cursor, self.caller.expires_at, admission)
+        async for frame in frames:
             await self.send(encode(frame))
 
     async def listen(self) -> None:
@@ -82,30 +89,56 @@ class _Connection:
             raise ValidationFailed('frame type must be "ping" or "read"')
 
 
+async def refuse(websocket: WebSocket, problem: Problem) -> None:
+    """Answer the handshake with the problem document and its status, where the server
+    supports it (uvicorn does); else close with 4000 + the status."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        answer = Response(
+            codec.dumps(problem.document()),
+            problem.status,
+            problem.headers,
+            media_type="application/problem+json",
+        )
+        await websocket.send_denial_response(answer)
+    else:
+        await websocket.close(code=4000 + problem.status, reason=problem.title)
+
+
 async def websocket_stream(websocket: WebSocket) -> None:
     try:
+        check_origin(websocket)
         caller = await stream_principal(websocket)
         cursor = resume_cursor(websocket)
+        admission = services_of(websocket).hub.admit(caller.sub)
     except Problem as problem:
-        await websocket.close(code=4000 + problem.status, reason=problem.title)
+        await refuse(websocket, problem)
         return
     await websocket.accept()
     connection = _Connection(websocket, caller)
-    expired = False
+    ended = False
     async with anyio.create_task_group() as tasks:
 
         async def pump() -> None:
-            nonlocal expired
-            await connection.pump(cursor)
-            expired = True
+            nonlocal ended
+            # The client, or the server shutting down, may close the socket under a send.
+            with contextlib.suppress(WebSocketDisconnect):
+                await connection.pump(cursor, admission)
+                ended = True
             tasks.cancel_scope.cancel()
 
         tasks.start_soon(pump)
         with contextlib.suppress(WebSocketDisconnect):
             await connection.listen()
         tasks.cancel_scope.cancel()
-    if expired:
-        await websocket.close(code=TOKEN_EXPIRED, reason="token expired")
+    if ended:
+        # The hub ends a stream when the token expires or when the node shuts down (uvicorn
+        # then closes with 1012 itself, and this close may come second: nothing to do).
+        closing = connection.services.hub.closed
+        with contextlib.suppress(WebSocketDisconnect):
+            await websocket.close(
+                code=SERVICE_RESTART if closing else TOKEN_EXPIRED,
+                reason="service restart" if closing else "token expired or revoked",
+            )
 
 
 routes = [WebSocketRoute("/api/ws", websocket_stream)]

@@ -27,6 +27,21 @@ const WS_TOKEN_EXPIRED = 4001;
 const POLL_PAGE = 100;
 const MIN_RENEWAL_MS = 1_000;
 
+/** The registration once its service worker is active: subscribing needs one, and
+ * `navigator.serviceWorker.ready` never resolves for a page outside the worker's scope. */
+export async function activated(registration) {
+  const worker = registration.installing || registration.waiting || registration.active;
+  if (worker && worker.state !== "activated") {
+    await new Promise((resolve, reject) => {
+      worker.addEventListener("statechange", () => {
+        if (worker.state === "activated") resolve();
+        if (worker.state === "redundant") reject(new Error("Herald's service worker failed to start"));
+      });
+    });
+  }
+  return registration;
+}
+
 /** A problem+json answer from Herald, or a failed request. */
 export class HeraldError extends Error {
   constructor(status, problem) {
@@ -529,6 +544,38 @@ export class HeraldClient extends EventTarget {
   async requestSystemNotifications() {
     if (typeof Notification === "undefined") return "denied";
     return Notification.requestPermission();
+  }
+
+  /** Web Push, for when no tab is open: asks permission, registers Herald's service worker,
+   * subscribes with this Herald's key and stores the subscription. Resolves to the
+   * PushSubscription; rejects with a reason a page can show. */
+  async enablePush({ serviceWorker = `${this.baseUrl}/static/herald-sw.js` } = {}) {
+    if (!("serviceWorker" in navigator) || typeof PushManager === "undefined") {
+      throw new Error("this browser has no Web Push");
+    }
+    const { push_public_key: key } = await this.api.json("GET", "/api/channels");
+    if (!key) throw new Error("Web Push is not configured on this Herald");
+    if ((await this.requestSystemNotifications()) !== "granted") {
+      throw new Error("notifications are not allowed for this site");
+    }
+    const registration = await activated(await navigator.serviceWorker.register(serviceWorker));
+    const subscription = (await registration.pushManager.getSubscription())
+      ?? (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }));
+    await this.api.json("POST", "/api/push-subscriptions", subscription.toJSON());
+    return subscription;
+  }
+
+  /** Stop Web Push in this browser, here and at Herald. */
+  async disablePush({ serviceWorker = `${this.baseUrl}/static/herald-sw.js` } = {}) {
+    const registration = await navigator.serviceWorker?.getRegistration(serviceWorker);
+    const subscription = await registration?.pushManager.getSubscription();
+    if (!subscription) return;
+    try {
+      await this.api.json("DELETE", "/api/push-subscriptions", { endpoint: subscription.endpoint });
+    } catch (error) {
+      if (!(error instanceof HeraldError && error.status === 404)) throw error;
+    }
+    await subscription.unsubscribe();
   }
 
   // --- the inbox over REST --------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""What every SQL query class shares: the dialect, transactions that fail as StoreUnavailable,
+and row mappers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy.exc
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import codec
+from app.errors import StoreUnavailable
+from app.models import Notification
+from app.store.dialect import Dialect
+
+# Rows per multi-row statement: PostgreSQL allows 32,767 bind parameters per statement.
+CHUNK = 1000
+# Connection failures, a full pool (TimeoutError), and OSError, which covers a refused
+# connection and asyncpg's query or connect timeout (asyncio.TimeoutError is an OSError).
+_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    OSError,
+)
+# SQLSTATE classes of a server that cannot serve now rather than a query that is wrong:
+# connection exception, insufficient resources (too many connections), operator intervention
+# (shutting down, starting up, a statement cancelled for taking too long). asyncpg raises
+# these as PostgresError, which SQLAlchemy wraps in a plain DBAPIError.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57")
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def notification_of(row: Any) -> Notification:
+    return Notification(
+        id=row.id,
+        type=row.type,
+        title=row.title,
+        body=row.body,
+        data=codec.loads(row.data),
+        priority=row.priority,
+        topic=row.topic,
+        collapse_key=row.collapse_key,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+class SqlBase:
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._engine = dialect.engine
+        self._insert = dialect.insert
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        with _unavailable_as_store_error():
+            async with self._dialect.writer(), self._engine.begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        with _unavailable_as_store_error():
+            async with self._engine.connect() as conn:
+                yield conn
+
+
+@contextmanager
+def _unavailable_as_store_error() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if not _unavailable(exc):
+            raise
+        raise StoreUnavailable(_describe(exc)) from exc
+
+
+def _unavailable(exc: Exception) -> bool:
+    """Whether the store cannot answer now, as opposed to a query that is wrong."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and _sqlstate(exc).startswith(
+        _UNAVAILABLE_SQLSTATES
+    )
+
+
+def _sqlstate(exc: sqlalchemy.exc.DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or "")
+
+
+def _describe(exc: Exception) -> str:
+    """The class and SQLSTATE, never the message: it may quote the query's parameters."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return f"{type(exc).__name__} {_sqlstate(exc)}".strip()
+    return type(exc).__name__
