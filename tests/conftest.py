@@ -34,7 +34,11 @@ from app.store import Store, open_store
 PG_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET = "test-secret-" + "x" * 40
-TABLES = "notifications, users, inbox, user_events, topics, topic_subscriptions, idempotency_keys"
+TABLES = (
+    "notifications, users, inbox, user_events, topics, topic_subscriptions, idempotency_keys,"
+    " preferences, channel_switches, notification_types, contacts, push_subscriptions, webhooks,"
+    " templates, deliveries, delivery_attempts"
+)
 BACKENDS = ["embedded", "production"]
 
 

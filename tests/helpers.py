@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +32,34 @@ async def publish(
     return result
 
 
+async def _sse_lines(response: httpx.Response) -> AsyncIterator[str]:
+    """Lines as EventSource splits them: at CRLF, LF or CR only. httpx's `aiter_lines` also
+    splits at U+2028, U+0085 and the like, which JSON text may hold unescaped."""
+    pending = ""
+    async for text in response.aiter_text():
+        pending += text
+        # A CR at the very end may be the first half of a CRLF: wait for the next chunk.
+        while (match := _LINE_END.search(pending)) and match.end() < len(pending) + (
+            match.group() != "\r"
+        ):
+            yield pending[: match.start()]
+            pending = pending[match.end() :]
+    if pending:
+        yield pending
+
+
+_LINE_END = re.compile(r"\r\n|\n|\r")
+
+
 class SseReader:
     """Parses an SSE response line by line, as EventSource would."""
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
-        self.lines = response.aiter_lines()
+        self.lines = _sse_lines(response)
         self.last_id: str | None = None
+        # The last `retry:` hint, in ms, as EventSource keeps it.
+        self.retry: int | None = None
 
     async def next(self, timeout: float = 5) -> Event:
         event, data, event_id = "message", list[str](), None
@@ -59,6 +82,8 @@ class SseReader:
                         data.append(value)
                     elif field == "id":
                         event_id = value
+                    elif field == "retry" and value.isascii() and value.isdigit():
+                        self.retry = int(value)
         raise EOFError("the stream ended")
 
     async def next_of(self, kind: str, timeout: float = 5) -> Event:
@@ -108,3 +133,29 @@ async def inbox_of(
 
 async def titles_of(client: httpx.AsyncClient, headers: dict[str, str], **params: str) -> list[str]:
     return [item["title"] for item in (await inbox_of(client, headers, **params))["items"]]
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], timeout: float = 20, interval: float = 0.05
+) -> None:
+    """Poll until `condition` holds: for state only a server can be asked about."""
+    with anyio.fail_after(timeout):
+        while not await condition():  # noqa: ASYNC110 - the state is remote, no event to await
+            await anyio.sleep(interval)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (a refused connection, or a port to listen on)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def silent_port() -> Iterator[int]:
+    """A port whose connections the kernel completes and nobody answers, like a wedged server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]

@@ -18,7 +18,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from joserfc import jwk, jwt
 
-from app.auth import STREAM_AUDIENCE, STREAM_TYP, Authenticator, bearer, issue_token
+from app.auth import (
+    STREAM_AUDIENCE,
+    STREAM_TYP,
+    UNSUBSCRIBE_AUDIENCE,
+    UNSUBSCRIBE_TYP,
+    Authenticator,
+    bearer,
+    issue_token,
+    issue_unsubscribe_token,
+)
 from app.config import ConfigError, Settings
 from app.errors import ServiceUnavailable, Unauthenticated
 from app.models import SCOPE_ADMIN, SCOPE_PUBLISH, Principal
@@ -614,7 +623,7 @@ async def test_stream_token_round_trip() -> None:
     principal = await auth.authenticate_stream(token)
 
     assert expires_at == (issued_at + 900) * 1000
-    assert principal == Principal("alice", frozenset(), expires_at)
+    assert principal == Principal("alice", frozenset(), expires_at, issued_at * 1000)
     header, payload = (
         json.loads(base64.urlsafe_b64decode(part + "==")) for part in token.split(".")[:2]
     )
@@ -665,13 +674,42 @@ async def test_expired_stream_token_is_refused() -> None:
 async def test_stream_token_does_not_open_the_api() -> None:
     auth = Authenticator(settings())
     token, _ = auth.issue_stream_token(Principal("alice", frozenset({SCOPE_ADMIN})))
-    assert await refused(auth, token) == "stream tokens only open streams"
+    assert await refused(auth, token) == "this token is for one purpose only"
 
 
 @pytest.mark.anyio
 async def test_stream_audience_without_stream_type_does_not_open_the_api() -> None:
     token = hs256(claims(aud=STREAM_AUDIENCE))
-    assert await refused(Authenticator(settings()), token) == "stream tokens only open streams"
+    assert await refused(Authenticator(settings()), token) == "this token is for one purpose only"
+
+
+@pytest.mark.anyio
+async def test_an_unsubscribe_link_names_its_user_and_type_and_opens_nothing_else() -> None:
+    auth = Authenticator(settings())
+    token = issue_unsubscribe_token(settings(), "alice", "order_shipped")
+
+    assert auth.unsubscribe_request(token) == ("alice", "order_shipped")
+    assert await refused(auth, token) == "this token is for one purpose only"
+    assert await refused_stream(auth, token) == "not a stream token"
+    untyped = hs256(claims(aud=UNSUBSCRIBE_AUDIENCE, type="order_shipped"))
+    assert await refused(auth, untyped) == "this token is for one purpose only"
+
+
+def test_forged_unsubscribe_links_are_refused() -> None:
+    auth = Authenticator(settings())
+    other = "another-secret-of-sufficient-length-xxxxxxxx"
+    typed = {"typ": UNSUBSCRIBE_TYP}
+    good = claims(aud=UNSUBSCRIBE_AUDIENCE, type="*")
+    forged = [
+        hs256(good, secret=other, **typed),
+        hs256(claims(aud="herald", type="*"), **typed),
+        hs256(claims(aud=UNSUBSCRIBE_AUDIENCE), **typed),
+        hs256(good),
+        auth.issue_stream_token(Principal("alice"))[0],
+    ]
+    for token in forged:
+        with pytest.raises(Unauthenticated):
+            auth.unsubscribe_request(token)
 
 
 @pytest.mark.anyio

@@ -27,22 +27,43 @@ VALID_TEXT = {
     "redis_url": "redis://cache:6379/0",
     "environment": "production",
     "jwt_secret": LONG_SECRET,
+    "public_url": "https://herald.example.com",
+    "smtp_url": "smtp://mailer:secret@smtp.example.com:587?starttls=true",
+    "sms_url": "twilio://AC123:token@api.twilio.com/?from=%2B15550001111",
 }
-# Production needs a secret to start at all.
-COMPANIONS = {"environment": {"HERALD_JWT_SECRET": LONG_SECRET}}
+# Fields whose default is what the generic value for their type would give.
+VALID_PARSED: dict[str, tuple[str, object]] = {
+    "allow_private_targets": ("true", True),
+    "cors_origins": (
+        "https://app.example.com, http://localhost:3000/",
+        ("https://app.example.com", "http://localhost:3000"),
+    ),
+    "log_format": ("json", "json"),
+}
+# Production needs a secret to start at all; a job's visibility must outlast a provider's timeout.
+COMPANIONS = {
+    "environment": {"HERALD_JWT_SECRET": LONG_SECRET},
+    "job_visibility_seconds": {"HERALD_PROVIDER_TIMEOUT_SECONDS": "1"},
+}
 VALID_BY_TYPE: dict[object, tuple[str, object]] = {
     int: ("42", 42),
+    int | None: ("42", 42),
     float: ("2.5", 2.5),
     bool: ("false", False),
     bool | None: ("false", False),
     str: ("some-value", "some-value"),
     str | None: ("some-value", "some-value"),
+    tuple[float, ...]: ("0.5, 2,10", (0.5, 2.0, 10.0)),
 }
 INVALID_BY_TYPE: dict[object, list[str]] = {
     int: ["forty-two", "2.5"],
+    int | None: ["forty-two"],
     float: ["fast"],
     bool: ["maybe"],
     bool | None: ["maybe"],
+    tuple[float, ...]: [",", "1,soon", "-1", "90000"],
+    typing.Literal["json", "text"] | None: ["xml", "JSON"],
+    tuple[str, ...]: ["app.example.com", "ftp://files.example.com", "https://a.example.com/path"],
 }
 HINTS = typing.get_type_hints(Settings)
 FIELDS = [field.name for field in dataclasses.fields(Settings)]
@@ -66,7 +87,7 @@ def test_every_setting_is_read_from_its_variable(field: str) -> None:
     raw, expected = (
         (VALID_TEXT[field], VALID_TEXT[field])
         if field in VALID_TEXT
-        else VALID_BY_TYPE[HINTS[field]]
+        else VALID_PARSED.get(field) or VALID_BY_TYPE[HINTS[field]]
     )
 
     settings = from_env({variable(field): raw, **COMPANIONS.get(field, {})})

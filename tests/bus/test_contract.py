@@ -12,8 +12,9 @@ from redis.asyncio import Redis
 from app.bus import BusStats, EventBus, open_bus
 from app.errors import BusUnavailable
 from app.models import LiveEvent
-from tests.cluster.harness import OwnRedis, free_port
+from tests.cluster.harness import OwnRedis
 from tests.conftest import REDIS_URL
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -12,25 +12,21 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from subprocess import DEVNULL
+from typing import IO
 
 import anyio
 import httpx
 
 from app.config import Settings
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -86,6 +82,10 @@ class Node:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def terminate(self) -> None:
+        """SIGTERM, as an orchestrator stopping the node sends: a graceful shutdown."""
+        self.process.send_signal(signal.SIGTERM)
+
 
 def node_env(settings: Settings, redis_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "DATABASE_URL"))}
@@ -102,12 +102,14 @@ def node_env(settings: Settings, redis_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def _spawn(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+def herald(
+    env: dict[str, str], args: Sequence[str], output: IO[bytes] | int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`herald ARGS...` as a process of its own, killed on the way out if still running.
+    Its stdout goes to `output`; its stderr too when that is a file, else to the test's."""
+    errors = output if not isinstance(output, int) else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "app", *args], env=env, cwd=ROOT, stdout=output, stderr=errors
     )
     try:
         yield process
@@ -123,13 +125,24 @@ async def cluster(settings: Settings, redis_url: str, size: int) -> AsyncIterato
     env = node_env(settings, redis_url)
     ports = [free_port() for _ in range(size)]
     with ExitStack() as stack:
-        nodes = [Node(f"http://127.0.0.1:{p}", stack.enter_context(_spawn(env, p))) for p in ports]
-        async with httpx.AsyncClient(timeout=2) as http:
-            with anyio.fail_after(START_TIMEOUT):
-                for node in nodes:
-                    while not await _healthy(http, node.url):
-                        await anyio.sleep(0.1)
+        nodes = [
+            Node(
+                f"http://127.0.0.1:{port}",
+                stack.enter_context(herald(env, ["serve", "--port", str(port)], DEVNULL)),
+            )
+            for port in ports
+        ]
+        await wait_healthy(*(node.url for node in nodes))
         yield nodes
+
+
+async def wait_healthy(*urls: str) -> None:
+    """Until every node at `urls` answers /healthz (START_TIMEOUT at most)."""
+    async with httpx.AsyncClient(timeout=2) as http:
+        with anyio.fail_after(START_TIMEOUT):
+            for url in urls:
+                while not await _healthy(http, url):
+                    await anyio.sleep(0.1)
 
 
 async def _healthy(http: httpx.AsyncClient, url: str) -> bool:
@@ -137,3 +150,12 @@ async def _healthy(http: httpx.AsyncClient, url: str) -> bool:
         return (await http.get(url + "/healthz")).status_code == 200
     except httpx.TransportError:
         return False
+
+
+@contextmanager
+def herald_worker(
+    env: dict[str, str], log: Path, args: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A `herald worker` process, its output in `log`."""
+    with log.open("wb") as output, herald(env, ["worker", *args], output) as process:
+        yield process

@@ -8,6 +8,7 @@ the live path or was re-read from the store.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from typing import Any, cast
@@ -18,6 +19,7 @@ import pytest
 from app import codec
 from app.core.hub import Hub, StreamLimits
 from app.core.render import Frame, published_event, state_event
+from app.errors import TooManyStreams
 from app.models import Draft, Everyone, LiveEvent, Published, Recipients, iso, now_ms
 from app.store import Store
 
@@ -344,3 +346,22 @@ async def test_connections_and_streams_of_return_to_zero_when_streams_end(
 
     assert hub.connections == 0
     assert hub.streams_of("alice") == 0
+
+
+async def test_a_slot_for_a_stream_that_never_started_comes_back(store: Store) -> None:
+    """A request admitted and then dropped before its response began (the client left) must
+    not hold the user's slot forever."""
+    hub = Hub(store, StreamLimits(per_user=1))
+    admission = hub.admit("alice")
+    with pytest.raises(TooManyStreams, match="at most 1"):
+        hub.admit("alice")
+    del admission
+    gc.collect()
+    hub.admit("alice").release()
+    admitted = hub.admit("alice")
+    admitted.release()
+    admitted.release()  # once only: a second release frees no second slot
+    held = hub.admit("alice")
+    with pytest.raises(TooManyStreams):
+        hub.admit("alice")
+    held.release()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -298,7 +299,7 @@ async def test_a_scheduled_notification_waits_until_released_then_arrives_once(
 
 
 async def _release_concurrently(
-    stores: list[Store], users: list[str], count: int, tasks_per_store: int
+    stores: Sequence[Store], users: list[str], count: int, tasks_per_store: int
 ) -> list[Published]:
     """Schedule `count` notifications to overlapping users, then release them from several
     tasks on each store at once."""

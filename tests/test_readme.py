@@ -1,0 +1,20 @@
+"""The README's configuration table documents every setting once, and nothing that is not one."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from app.config import _ENV
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_every_setting_has_exactly_one_row_in_the_configuration_table() -> None:
+    text = README.read_text()
+    table = text[text.index("## Configuration") : text.index("## Development")]
+    rows = Counter(re.findall(r"^\| `([A-Z0-9_]+)` \|", table, flags=re.MULTILINE))
+
+    assert sorted(rows) == sorted(_ENV), "README rows and settings differ"
+    assert [name for name, count in rows.items() if count > 1] == []
