@@ -57,13 +57,21 @@ class SqlBase:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._engine = dialect.engine
+        self._autocommit = dialect.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._insert = dialect.insert
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def _write(self, transaction: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A connection for writing, in a transaction committed at the end; without one for
+        a write made in a single statement (atomic by itself), which then saves the BEGIN
+        and COMMIT round trips."""
         with _unavailable_as_store_error():
-            async with self._dialect.writer(), self._engine.begin() as conn:
-                yield conn
+            if transaction:
+                async with self._dialect.writer(), self._engine.begin() as conn:
+                    yield conn
+            else:
+                async with self._dialect.writer(), self._autocommit.connect() as conn:
+                    yield conn
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:

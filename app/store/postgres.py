@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
@@ -19,6 +19,35 @@ from app.store.dialect import Dialect
 
 # Any constant works; it only has to be the same for every Herald migrator.
 MIGRATION_LOCK_KEY = 0x48455241  # "HERA"
+
+# A notification and its inbox items in one statement, however many recipients: each
+# recipient's next seq is taken in the order given (sorted by the caller, so concurrent
+# publishes lock user rows in one order and cannot deadlock), and the result has one row per
+# target, or a single row with a NULL user when there is none.
+PUBLISH: TextClause = text(
+    """
+    WITH note AS (
+        INSERT INTO notifications (type, title, body, data, priority, topic, collapse_key,
+            publisher, created_at, send_at, expires_at, pending_audience, route_pending,
+            channels, content, template, offline_recipients)
+        VALUES (:type, :title, :body, :data, :priority, :topic, :collapse_key, :publisher,
+            :created_at, :send_at, :expires_at, :pending_audience, :route_pending, :channels,
+            :content, :template, :offline_recipients)
+        RETURNING id
+    ), advanced AS (
+        INSERT INTO users AS known (user_id, last_seq, created_at)
+        SELECT recipient, 1, CAST(:created_at AS bigint)
+        FROM unnest(CAST(:recipients AS text[])) WITH ORDINALITY AS given(recipient, position)
+        ORDER BY position
+        ON CONFLICT (user_id) DO UPDATE SET last_seq = known.last_seq + 1
+        RETURNING user_id, last_seq
+    ), delivered AS (
+        INSERT INTO inbox (user_id, seq, notification_id)
+        SELECT advanced.user_id, advanced.last_seq, note.id FROM advanced CROSS JOIN note
+    )
+    SELECT note.id, advanced.user_id, advanced.last_seq FROM note LEFT JOIN advanced ON true
+    """
+)
 
 
 def postgres_dialect(

@@ -41,6 +41,7 @@ from app.store.audit import AuditQueries
 from app.store.base import CHUNK, SqlBase, chunks, notification_of
 from app.store.deliveries import DeliveryQueries
 from app.store.migrations import apply_migrations
+from app.store.postgres import PUBLISH
 from app.store.profiles import ProfileQueries
 from app.store.retention import RetentionQueries
 from app.store.tables import (
@@ -133,7 +134,12 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
         now: int,
         wants_inbox: WantsInbox | None = None,
     ) -> Published:
-        async with self._write() as conn:
+        single = (
+            self._dialect.name == "postgresql"
+            and claim is None
+            and _written_in_one_statement(draft, audience, now)
+        )
+        async with self._write(transaction=not single) as conn:
             if claim is not None:
                 prior = await self._claim(conn, claim, now)
                 if prior is not None:
@@ -148,10 +154,9 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
                 result = Published(notification_id, len(recipients), scheduled=True)
             else:
                 inboxed = await self._inboxed(conn, recipients, draft, wants_inbox)
-                notification_id = await self._insert_notification(
-                    conn, draft, now, offline=_offline(recipients, inboxed)
+                notification_id, targets = await self._insert_delivered(
+                    conn, draft, now, recipients, inboxed
                 )
-                targets = await self._deliver(conn, notification_id, inboxed, draft, now)
                 result = Published(
                     notification_id,
                     len(recipients),
@@ -208,28 +213,33 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
     ) -> int:
         result = await conn.execute(
             notifications.insert()
-            .values(
-                type=draft.type,
-                title=draft.title,
-                body=draft.body,
-                data=codec.dumps_str(draft.data),
-                priority=draft.priority,
-                topic=draft.topic,
-                collapse_key=draft.collapse_key,
-                publisher=draft.publisher,
-                created_at=now,
-                send_at=draft.send_at,
-                expires_at=draft.expires_at,
-                pending_audience=pending_audience,
-                route_pending=int(pending_audience is None and _routes(draft)),
-                channels=None if draft.channels is None else codec.dumps_str(draft.channels),
-                content=draft.content,
-                template=draft.template,
-                offline_recipients=offline,
-            )
+            .values(**_notification_values(draft, now, pending_audience, offline))
             .returning(notifications.c.id)
         )
         return int(result.scalar_one())
+
+    async def _insert_delivered(
+        self,
+        conn: AsyncConnection,
+        draft: Draft,
+        now: int,
+        recipients: Sequence[str],
+        inboxed: Sequence[str],
+    ) -> tuple[int, tuple[tuple[str, int], ...]]:
+        """Store a notification that goes out now, with an inbox item for each of `inboxed`:
+        its id and each target's seq. On PostgreSQL it is one statement whatever the number
+        of recipients (see `app.store.postgres.PUBLISH`)."""
+        offline = _offline(recipients, inboxed)
+        if self._dialect.name != "postgresql":
+            notification_id = await self._insert_notification(conn, draft, now, offline=offline)
+            return notification_id, await self._deliver(conn, notification_id, inboxed, draft, now)
+        values = _notification_values(draft, now, None, offline)
+        rows = (await conn.execute(PUBLISH, {**values, "recipients": list(inboxed)})).all()
+        notification_id = int(rows[0].id)
+        targets = tuple((row.user_id, row.last_seq) for row in rows if row.user_id is not None)
+        if draft.collapse_key is not None and targets:
+            await self._collapse(conn, inboxed, draft.collapse_key, notification_id, now)
+        return notification_id, targets
 
     async def _resolve(self, conn: AsyncConnection, audience: Audience) -> list[str]:
         """The recipients' user ids, sorted: every writer locks user rows in the same order,
@@ -700,6 +710,42 @@ def _draft_notification(notification_id: int, draft: Draft, now: int) -> Notific
         collapse_key=draft.collapse_key,
         created_at=now,
         expires_at=draft.expires_at,
+    )
+
+
+def _notification_values(
+    draft: Draft, now: int, pending_audience: str | None, offline: str | None
+) -> dict[str, Any]:
+    return {
+        "type": draft.type,
+        "title": draft.title,
+        "body": draft.body,
+        "data": codec.dumps_str(draft.data),
+        "priority": draft.priority,
+        "topic": draft.topic,
+        "collapse_key": draft.collapse_key,
+        "publisher": draft.publisher,
+        "created_at": now,
+        "send_at": draft.send_at,
+        "expires_at": draft.expires_at,
+        "pending_audience": pending_audience,
+        "route_pending": int(pending_audience is None and _routes(draft)),
+        "channels": None if draft.channels is None else codec.dumps_str(draft.channels),
+        "content": draft.content,
+        "template": draft.template,
+        "offline_recipients": offline,
+    }
+
+
+def _written_in_one_statement(draft: Draft, audience: Audience, now: int) -> bool:
+    """Whether publishing writes with one statement on PostgreSQL (`_insert_delivered`), so
+    it needs no transaction around it: named recipients, who need no lookup, and nothing else
+    to write (no topic to create, no older items to collapse, not held for later)."""
+    return (
+        isinstance(audience, Recipients)
+        and draft.topic is None
+        and draft.collapse_key is None
+        and (draft.send_at is None or draft.send_at <= now)
     )
 
 
