@@ -34,6 +34,7 @@ from app.core.scheduler import Retention, Scheduler
 from app.services import Services
 from app.store import open_store
 from app.streams import sse, ws
+from app.streams.sse import end_streams_on_exit
 from app.worker import Worker, build_worker
 
 log = logging.getLogger("herald")
@@ -153,7 +154,7 @@ def create_app(settings: Settings) -> Starlette:
                 tasks.start_soon(supervise, "scheduler", scheduler.run)
                 # The server drains connections before the lifespan hears of shutdown: streams
                 # are ended as soon as the server is told (see app.streams.sse), not after.
-                tasks.start_soon(found.hub.close_on_shutdown)
+                tasks.start_soon(end_streams_on_exit, found.hub)
                 if found.worker is not None:
                     tasks.start_soon(found.worker.run)
                 yield

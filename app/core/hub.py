@@ -16,13 +16,13 @@ from __future__ import annotations
 import functools
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
 
 from app import codec
-from app.core.render import Frame, counts_frame, stored_frame
+from app.core.render import HEARTBEAT, Frame, counts_frame, stored_frame
 from app.core.revocation import STREAMS_REVOKED
 from app.errors import TooManyStreams
 from app.models import LiveEvent, iso, now_ms
@@ -100,9 +100,7 @@ class Hub:
         self._by_user: dict[str, set[Subscription]] = {}
         self._slots: dict[str, int] = {}
         self._known: set[str] = set()
-        # Set when the node begins to shut down. The server sets it as soon as it gets SIGTERM
-        # (sse-starlette's `shutdown_event`, see app.streams.sse), long before the app's
-        # lifespan hears of it, and `close_on_shutdown` then ends every stream.
+        # Set once the node begins to shut down (see `close`).
         self.shutting_down = anyio.Event()
         # Plain counters, read by /metrics: the core stays free of any metrics library.
         self.connections = 0
@@ -150,11 +148,6 @@ class Hub:
             for subscription in subscriptions:
                 subscription.wake.set()
 
-    async def close_on_shutdown(self) -> None:
-        """Close as soon as `shutting_down` is set, by whoever sets it."""
-        await self.shutting_down.wait()
-        self.close()
-
     def admit(self, user: str) -> Admission:
         """A stream slot for `user`, or TooManyStreams when they hold every one allowed."""
         held = self._slots.get(user, 0)
@@ -179,10 +172,12 @@ class Hub:
         cursor: int | None,
         expires_at: int | None = None,
         admission: Admission | None = None,
-    ) -> AsyncIterator[Frame]:
+        heartbeat: float | None = None,
+    ) -> AsyncGenerator[Frame, None]:
         """The user's events after `cursor` (or from now), then live ones, until the token
         expires or the hub closes. `admission` is the slot taken for it (taken here if none
-        was)."""
+        was). With `heartbeat`, `HEARTBEAT` comes after that many idle seconds, so a transport
+        can keep proxies from closing a quiet connection without a timer of its own."""
         admission = admission or self.admit(user)
         subscription = self._register(user)
         try:
@@ -191,8 +186,9 @@ class Hub:
             for frame in frames:
                 self.frames_out += 1
                 yield frame
-            async for frame in self._live(subscription, last, expires_at):
-                self.frames_out += 1
+            async for frame in self._live(subscription, last, expires_at, heartbeat):
+                if frame is not HEARTBEAT:
+                    self.frames_out += 1
                 yield frame
         finally:
             self._unregister(subscription)
@@ -254,7 +250,11 @@ class Hub:
         return [reset, counts_frame(counts)], counts.head
 
     async def _live(
-        self, subscription: Subscription, last: int, expires_at: int | None
+        self,
+        subscription: Subscription,
+        last: int,
+        expires_at: int | None,
+        heartbeat: float | None,
     ) -> AsyncIterator[Frame]:
         notice_at = None if expires_at is None else expires_at - self._limits.token_notice * 1000
         while not self.closed:
@@ -285,8 +285,10 @@ class Hub:
                 subscription.wake = anyio.Event()
                 deadline = notice_at if notice_at is not None else expires_at
                 timeout = float("inf") if deadline is None else (deadline - now) / 1000
-                with anyio.move_on_after(timeout):
+                with anyio.move_on_after(min(timeout, heartbeat or timeout)) as idle:
                     await subscription.wake.wait()
+                if heartbeat is not None and idle.cancelled_caught:
+                    yield HEARTBEAT
 
 
 def _token_expiring(expires_at: int | None) -> Frame:

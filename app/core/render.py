@@ -34,6 +34,10 @@ class Frame:
     id: str | None = None
 
 
+# Not an event: the stream was idle for its heartbeat interval (see `Hub.stream`).
+HEARTBEAT = Frame("heartbeat", "")
+
+
 def parse_cursor(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None

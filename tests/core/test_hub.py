@@ -11,14 +11,14 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import pytest
 
 from app import codec
 from app.core.hub import Hub, StreamLimits
-from app.core.render import Frame, published_event, state_event
+from app.core.render import HEARTBEAT, Frame, published_event, state_event
 from app.errors import TooManyStreams
 from app.models import Draft, Everyone, LiveEvent, Published, Recipients, iso, now_ms
 from app.store import Store
@@ -47,7 +47,7 @@ class Stream:
 async def opened(
     hub: Hub, user: str, cursor: int | None, expires_at: int | None = None
 ) -> AsyncIterator[Stream]:
-    frames = cast(AsyncGenerator[Frame, None], hub.stream(user, cursor, expires_at))
+    frames = hub.stream(user, cursor, expires_at)
     async with aclosing(frames):
         yield Stream(frames)
 
@@ -110,6 +110,28 @@ async def test_a_stream_with_a_cursor_replays_what_was_missed_then_goes_live(
         assert [data(f)["title"] for f in replayed[:2]] == ["n2", "n3"]
         assert counts(await stream.next()) == (2, 2)
         await expect_live(hub, stream, await send(store, "alice"))
+
+
+async def test_an_idle_stream_yields_a_heartbeat_and_events_still_follow(store: Store) -> None:
+    hub = Hub(store)
+    frames = hub.stream("alice", None, heartbeat=0.05)
+
+    async with aclosing(frames):
+        stream = Stream(frames)
+        await stream.next()
+        assert await stream.next(timeout=1) is HEARTBEAT
+        assert await stream.next(timeout=1) is HEARTBEAT
+        await expect_live(hub, stream, await send(store, "alice"))
+    assert hub.frames_out == 2
+
+
+async def test_without_a_heartbeat_an_idle_stream_yields_nothing(store: Store) -> None:
+    hub = Hub(store)
+
+    async with opened(hub, "alice", None) as stream:
+        await stream.next()
+        with pytest.raises(TimeoutError):
+            await stream.next(timeout=0.2)
 
 
 async def test_live_events_in_order_are_delivered_as_published(store: Store) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import run_server, token_for
+from tests.conftest import auth, run_server, token_for
 from tests.helpers import SseReader, open_stream, publish
 
 pytestmark = pytest.mark.anyio
@@ -158,3 +158,32 @@ async def test_a_restarted_server_ends_streams_cleanly_and_clients_resume_withou
         ("notification", "while away 2"),
         ("unread_count", None),
     ]
+
+
+async def test_an_idle_stream_sends_a_ping_comment_every_heartbeat(settings: Settings) -> None:
+    app = create_app(replace(settings, heartbeat_seconds=0.1))
+    async with (
+        run_server(app) as live,
+        httpx.AsyncClient(base_url=live.url, timeout=5) as http,
+        http.stream("GET", "/api/stream", headers=auth(settings, "alice")) as response,
+    ):
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert response.headers["cache-control"] == "no-store"
+        received = b""
+        with anyio.fail_after(5):
+            async for chunk in response.aiter_bytes():
+                received += chunk
+                if received.count(b": ping\n\n") >= 2:
+                    break
+    assert received.startswith(b": herald\nretry: ")
+    assert b"event: unread_count\n" in received
+
+
+async def test_head_answers_the_stream_headers_without_a_body(
+    client: httpx.AsyncClient, alice: dict[str, str]
+) -> None:
+    with anyio.fail_after(5):
+        response = await client.head("/api/stream", headers=alice)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.content == b""
