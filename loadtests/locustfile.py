@@ -11,13 +11,13 @@
   `POST /api/notifications` (the `sent_at` it put in `data`) to the moment the event was read
   off the stream.
 - `MobileUser`: polls `GET /api/notifications?after=<cursor>` with `If-None-Match` every
-  `HERALD_LOAD_POLL_SECONDS` (±25 %; a `304` is a success), advances its cursor, opens some
+  `LOAD_POLL_SECONDS` (±25 %; a `304` is a success), advances its cursor, opens some
   items.
-- `PublisherService` (a few): each makes `HERALD_LOAD_PUBLISH_RATE` publishes per second
+- `PublisherService` (a few): each makes `LOAD_PUBLISH_RATE` publishes per second
   (default 1), each with an `Idempotency-Key`: 60 % to one to three online browsers (and maybe
   a mobile) by name, 30 % to a topic the browsers subscribe to, 10 % retries of its last
   publish with the same key (Herald must answer the first result and send nothing); and, all
-  publishers together, one broadcast (admin scope) every `HERALD_LOAD_BROADCAST_SECONDS`
+  publishers together, one broadcast (admin scope) every `LOAD_BROADCAST_SECONDS`
   (default 30; the first ten seconds in).
 - `AdminUser` (one): reads this node's stats, deliveries, dead letters, the audit log, the
   recent notifications and `/metrics`, at a low rate.
@@ -62,10 +62,10 @@ SCOPE_PUBLISH = "notifications:publish"
 SCOPE_ADMIN = "notifications:admin"
 TOKEN_TTL_SECONDS = 3600
 TOPICS = 4
-PUBLISH_RATE = float(os.environ.get("HERALD_LOAD_PUBLISH_RATE", "1"))
-POLL_SECONDS = float(os.environ.get("HERALD_LOAD_POLL_SECONDS", "10"))
+PUBLISH_RATE = float(os.environ.get("LOAD_PUBLISH_RATE", "1"))
+POLL_SECONDS = float(os.environ.get("LOAD_POLL_SECONDS", "10"))
 # Broadcasts are announcements: one every this many seconds from all publishers together.
-BROADCAST_SECONDS = float(os.environ.get("HERALD_LOAD_BROADCAST_SECONDS", "30"))
+BROADCAST_SECONDS = float(os.environ.get("LOAD_BROADCAST_SECONDS", "30"))
 STREAM_READ_TIMEOUT = 60.0  # seconds without a byte; the node sends a heartbeat every 15 s
 STREAM_RETRY_SECONDS = 2.0  # until the stream's own `retry:` hint says otherwise
 
