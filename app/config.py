@@ -81,7 +81,7 @@ class Settings:
     scheduler_interval: float = 1.0
     idempotency_ttl_seconds: int = 24 * 3600
     migrate_on_start: bool = True
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     # A request waits this long for a free pooled connection, then gets a 503 with Retry-After
     # rather than queueing behind a saturated pool.
     db_pool_timeout_seconds: float = 5.0

@@ -57,7 +57,10 @@ def postgres_dialect(
     engine = create_async_engine(
         f"postgresql+asyncpg://{rest}",
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No overflow: SQLAlchemy closes an overflow connection as soon as it is returned, so
+        # under steady load every request beyond the pool opened a connection (a TLS
+        # handshake, and its statements prepared again). Requests wait for one instead.
+        max_overflow=0,
         # A request waits this long for a connection, then gets a 503 rather than hanging.
         pool_timeout=pool_timeout,
         pool_recycle=1800,

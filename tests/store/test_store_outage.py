@@ -192,8 +192,8 @@ async def pg_proxy(database_url: str) -> AsyncIterator[PgProxy]:
 async def test_a_full_pool_answers_503_quickly_and_the_node_recovers(
     production_settings: Settings,
 ) -> None:
-    # One pooled connection and one overflow; the scheduler kept out of the pool's way, so
-    # the test alone holds it.
+    # A pool of one connection; the scheduler kept out of the pool's way, so the test alone
+    # holds it.
     settings = replace(
         production_settings,
         db_pool_size=1,
@@ -206,10 +206,10 @@ async def test_a_full_pool_answers_503_quickly_and_the_node_recovers(
     async with run_server(app) as live, httpx.AsyncClient(base_url=live.url, timeout=60) as http:
         node = Node(http, settings)
         assert (await node.publish("before", bound)).status == 202
-        # The app's own engine: a pool of two is full once the test holds two connections.
+        # The app's own engine: the pool is full once the test holds its one connection.
         engine: AsyncEngine = vars(app.state.services.store)["_engine"]
         async with contextlib.AsyncExitStack() as held:
-            for _ in range(2 * settings.db_pool_size):
+            for _ in range(settings.db_pool_size):
                 await held.enter_async_context(engine.connect())
             refused = [await node.publish(f"refused {n}", bound) for n in range(3)]
         assert [o.status for o in refused] == [503] * 3, node.outcomes
