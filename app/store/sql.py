@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import codec
@@ -64,6 +64,16 @@ _STATE_COLUMNS: dict[str, tuple[str, bool]] = {
     "unarchive": ("archived_at", False),
     "delete": ("deleted_at", True),
 }
+
+
+# Built once: on the publish path, building and caching a fresh SELECT cost more than running it.
+_IN_APP_SWITCHES = select(
+    channel_switches.c.owner, channel_switches.c.type, channel_switches.c.enabled
+).where(
+    channel_switches.c.channel == "in_app",
+    channel_switches.c.type.in_(bindparam("types", expanding=True)),
+    channel_switches.c.owner.in_(bindparam("owners", expanding=True)),
+)
 
 
 def _visible(now: int) -> ColumnElement[bool]:
@@ -271,13 +281,8 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
         switches: dict[str, Switches] = {}
         for chunk in chunks(recipients):
             rows = await conn.execute(
-                select(
-                    channel_switches.c.owner, channel_switches.c.type, channel_switches.c.enabled
-                ).where(
-                    channel_switches.c.channel == "in_app",
-                    channel_switches.c.type.in_([draft.type, EVERY_TYPE]),
-                    channel_switches.c.owner.in_([*chunk, ADMIN_OWNER]),
-                )
+                _IN_APP_SWITCHES,
+                {"types": [draft.type, EVERY_TYPE], "owners": [*chunk, ADMIN_OWNER]},
             )
             for owner, type_, enabled in rows:
                 switches.setdefault(owner, {})[type_] = {"in_app": bool(enabled)}
