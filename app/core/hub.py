@@ -9,10 +9,15 @@ stream reads the store up to N instead of waiting, so it never skips and never s
 Everything per connection is bounded: a connection whose buffer fills is not disconnected but
 marked stale, drops its buffer and catches up from the store on its next turn (issue 7's
 slow-consumer policy), so a slow reader costs the publisher nothing.
+
+The per-delivery path (`offer`, the wait in `_live`) uses asyncio's Event and timeout rather
+than anyio's: anyio looks up the running backend on every Event and cancel scope it makes,
+which at 10,000 streams was a fifth of the node's CPU per delivered event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import weakref
 from collections import deque
@@ -44,7 +49,7 @@ class Subscription:
         self.stale = False
         # Set when the user's stream tokens were revoked: the stream ends.
         self.revoked = False
-        self.wake = anyio.Event()
+        self.wake = asyncio.Event()
 
     def offer(self, seq: int, kind: str, data: str) -> None:
         if self.stale:
@@ -282,13 +287,17 @@ class Hub:
                     for frame in frames:
                         yield frame
             else:
-                subscription.wake = anyio.Event()
+                subscription.wake.clear()
                 deadline = notice_at if notice_at is not None else expires_at
-                timeout = float("inf") if deadline is None else (deadline - now) / 1000
-                with anyio.move_on_after(min(timeout, heartbeat or timeout)) as idle:
-                    await subscription.wake.wait()
-                if heartbeat is not None and idle.cancelled_caught:
-                    yield HEARTBEAT
+                waits = [] if deadline is None else [(deadline - now) / 1000]
+                if heartbeat is not None:
+                    waits.append(heartbeat)
+                try:
+                    async with asyncio.timeout(min(waits) if waits else None):
+                        await subscription.wake.wait()
+                except TimeoutError:
+                    if heartbeat is not None:
+                        yield HEARTBEAT
 
 
 def _token_expiring(expires_at: int | None) -> Frame:

@@ -23,6 +23,7 @@ that does not read) is cancelled by uvicorn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import AsyncGenerator
@@ -103,9 +104,11 @@ class EventStream(Response):
     async def _write(self, send: Send, chunk: bytes) -> bool:
         """Whether the chunk was handed to the server in time; a client that stopped reading
         makes the server's send wait for its socket to drain."""
-        with anyio.move_on_after(self._send_timeout) as waited:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if waited.cancelled_caught:
+        # asyncio's timeout, not anyio's cancel scope: this runs once per delivered event.
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except TimeoutError:
             log.info("stream cut: the client read nothing for %s s", self._send_timeout)
             return False
         return True
