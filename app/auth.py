@@ -66,6 +66,11 @@ MAX_TOKEN_CHARS = 8192
 MAX_SUBJECT_CHARS = 200
 # An unknown `kid` may mean the IdP rotated its keys, so it earns a refresh, but no more often
 # than this: otherwise a stream of garbage kids would turn every request into a JWKS fetch.
+# Verified API tokens are remembered this long (and never past their `exp`): a service that
+# publishes thousands of times a second sends the same token each time, and verifying it again
+# was a tenth of a publish's CPU. A key dropped from the JWKS stops working within this time.
+VERIFIED_TOKEN_SECONDS = 60.0
+VERIFIED_TOKENS_KEPT = 10_000
 MIN_JWKS_REFRESH_SECONDS = 30.0
 JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 
@@ -88,6 +93,9 @@ class Authenticator:
             # Stream tokens are always signed with it, so a node without one cannot serve.
             raise ConfigError("HERALD_JWT_SECRET is not set; stream tokens need it")
         self._settings = settings
+        self._leeway = settings.jwt_leeway
+        self._clock = clock
+        self._verified: dict[str, tuple[Principal, float]] = {}
         self._secret = jwk.OctKey.import_key(settings.jwt_secret)
         self._api_claims = _api_claims_registry(settings)
         self._stream_claims = _single_purpose_registry(settings, STREAM_AUDIENCE)
@@ -98,6 +106,22 @@ class Authenticator:
 
     async def authenticate(self, token: str) -> Principal:
         """The caller behind an API token; every failure is `Unauthenticated`."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, forget_at = remembered
+            assert principal.expires_at is not None  # `exp` is essential in API tokens
+            if (
+                self._clock() < forget_at
+                and time.time() < principal.expires_at / 1000 + self._leeway
+            ):
+                return principal
+        principal = await self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()
+        self._verified[token] = (principal, self._clock() + VERIFIED_TOKEN_SECONDS)
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         header = _header(token)
         if header.get("typ") in SINGLE_PURPOSE:
             raise Unauthenticated("this token is for one purpose only")

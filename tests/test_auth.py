@@ -343,16 +343,46 @@ async def test_keys_are_cached_until_they_expire() -> None:
     idp = FakeIdP(key)
     clock = Clock()
     auth = with_idp(idp, clock, jwks_cache_seconds=300)
-    token = signed(claims(), key, "RS256")
+    # A new token each time: a token already verified is answered without its key.
+    tokens = (signed(claims(jti=str(n)), key, "RS256") for n in range(3))
 
-    await auth.authenticate(token)
+    await auth.authenticate(next(tokens))
     clock.advance(299)
-    await auth.authenticate(token)
+    await auth.authenticate(next(tokens))
     assert idp.fetches == 1
 
     clock.advance(1)
-    await auth.authenticate(token)
+    await auth.authenticate(next(tokens))
     assert idp.fetches == 2
+
+
+@pytest.mark.anyio
+async def test_a_verified_token_is_remembered_for_a_minute_without_its_key() -> None:
+    key = rsa_key("k1")
+    idp = FakeIdP(key)
+    clock = Clock()
+    auth = with_idp(idp, clock, jwks_cache_seconds=10)
+    token = signed(claims(), key, "RS256")
+    await auth.authenticate(token)
+
+    clock.advance(30)  # the keys are stale, the verified token is not
+    assert (await auth.authenticate(token)).sub == "alice"
+    assert idp.fetches == 1
+
+    clock.advance(31)
+    assert (await auth.authenticate(token)).sub == "alice"
+    assert idp.fetches == 2
+
+
+@pytest.mark.anyio
+async def test_a_remembered_token_still_expires_on_time() -> None:
+    auth = Authenticator(settings(jwt_leeway=0))
+    token = hs256(claims(exp=now() + 1))
+    await auth.authenticate(token)
+
+    await anyio.sleep(1.1)
+    with pytest.raises(Unauthenticated):
+        await auth.authenticate(token)
 
 
 @pytest.mark.anyio
