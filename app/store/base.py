@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
+import asyncpg
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +25,9 @@ _UNAVAILABLE = (
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
     OSError,
+    # asyncpg's own, from statements sent to it directly (app.store.postgres): a closed
+    # connection, or one still busy with a cancelled query.
+    asyncpg.InterfaceError,
 )
 # SQLSTATE classes of a server that cannot serve now rather than a query that is wrong:
 # connection exception, insufficient resources (too many connections), operator intervention
@@ -71,7 +75,14 @@ class SqlBase:
                     yield conn
             else:
                 async with self._dialect.writer(), self._autocommit.connect() as conn:
-                    yield conn
+                    try:
+                        yield conn
+                    except Exception as exc:
+                        # Statements sent to the driver itself bypass SQLAlchemy, which would
+                        # otherwise see that the connection is broken and not pool it again.
+                        if _unavailable(exc):
+                            await conn.invalidate()
+                        raise
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -94,17 +105,15 @@ def _unavailable(exc: Exception) -> bool:
     """Whether the store cannot answer now, as opposed to a query that is wrong."""
     if isinstance(exc, _UNAVAILABLE):
         return True
-    return isinstance(exc, sqlalchemy.exc.DBAPIError) and _sqlstate(exc).startswith(
-        _UNAVAILABLE_SQLSTATES
-    )
+    return _sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATES)
 
 
-def _sqlstate(exc: sqlalchemy.exc.DBAPIError) -> str:
-    return str(getattr(exc.orig, "sqlstate", None) or "")
+def _sqlstate(exc: Exception) -> str:
+    """The SQLSTATE of a driver error, raw or wrapped by SQLAlchemy; '' for any other."""
+    driver_error = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
+    return str(getattr(driver_error, "sqlstate", None) or "")
 
 
 def _describe(exc: Exception) -> str:
     """The class and SQLSTATE, never the message: it may quote the query's parameters."""
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return f"{type(exc).__name__} {_sqlstate(exc)}".strip()
-    return type(exc).__name__
+    return f"{type(exc).__name__} {_sqlstate(exc)}".strip()

@@ -10,8 +10,9 @@ Retry-After, and the pool heals by itself once PostgreSQL answers again.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
@@ -20,24 +21,44 @@ from app.store.dialect import Dialect
 # Any constant works; it only has to be the same for every Herald migrator.
 MIGRATION_LOCK_KEY = 0x48455241  # "HERA"
 
-# A notification and its inbox items in one statement, however many recipients: each
-# recipient's next seq is taken in the order given (sorted by the caller, so concurrent
-# publishes lock user rows in one order and cannot deadlock), and the result has one row per
-# target, or a single row with a NULL user when there is none.
-PUBLISH: TextClause = text(
-    """
+# Written as SQL for asyncpg itself: on the publish path SQLAlchemy's execution (compiling,
+# expanding IN lists, result processing, the greenlet hop) cost more CPU than PostgreSQL did.
+NOTIFICATION_COLUMNS = (
+    "type",
+    "title",
+    "body",
+    "data",
+    "priority",
+    "topic",
+    "collapse_key",
+    "publisher",
+    "created_at",
+    "send_at",
+    "expires_at",
+    "pending_audience",
+    "route_pending",
+    "channels",
+    "content",
+    "template",
+    "offline_recipients",
+)
+_CREATED_AT = NOTIFICATION_COLUMNS.index("created_at") + 1
+_RECIPIENTS = len(NOTIFICATION_COLUMNS) + 1
+
+# A notification and its inbox items in one statement, however many recipients: the values
+# in NOTIFICATION_COLUMNS' order, then the recipients. Each recipient's next seq is taken in
+# the order given (sorted by the caller, so concurrent publishes lock user rows in one order
+# and cannot deadlock); the result has one row per target, or a single row with a NULL user
+# when there is none. Only constants are formatted into it.
+PUBLISH = f"""
     WITH note AS (
-        INSERT INTO notifications (type, title, body, data, priority, topic, collapse_key,
-            publisher, created_at, send_at, expires_at, pending_audience, route_pending,
-            channels, content, template, offline_recipients)
-        VALUES (:type, :title, :body, :data, :priority, :topic, :collapse_key, :publisher,
-            :created_at, :send_at, :expires_at, :pending_audience, :route_pending, :channels,
-            :content, :template, :offline_recipients)
+        INSERT INTO notifications ({", ".join(NOTIFICATION_COLUMNS)})
+        VALUES ({", ".join(f"${n}" for n in range(1, _RECIPIENTS))})
         RETURNING id
     ), advanced AS (
         INSERT INTO users AS known (user_id, last_seq, created_at)
-        SELECT recipient, 1, CAST(:created_at AS bigint)
-        FROM unnest(CAST(:recipients AS text[])) WITH ORDINALITY AS given(recipient, position)
+        SELECT recipient, 1, ${_CREATED_AT}::bigint
+        FROM unnest(${_RECIPIENTS}::text[]) WITH ORDINALITY AS given(recipient, position)
         ORDER BY position
         ON CONFLICT (user_id) DO UPDATE SET last_seq = known.last_seq + 1
         RETURNING user_id, last_seq
@@ -46,8 +67,19 @@ PUBLISH: TextClause = text(
         SELECT advanced.user_id, advanced.last_seq, note.id FROM advanced CROSS JOIN note
     )
     SELECT note.id, advanced.user_id, advanced.last_seq FROM note LEFT JOIN advanced ON true
-    """
-)
+"""  # noqa: S608
+
+# The in-app switches of some owners for some types: `$1` types, `$2` owners.
+IN_APP_SWITCHES = """
+    SELECT owner, type, enabled FROM channel_switches
+    WHERE channel = 'in_app' AND type = ANY($1::text[]) AND owner = ANY($2::text[])
+"""
+
+
+async def driver_connection(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`, in the same transaction if one is open."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
 
 
 def postgres_dialect(

@@ -41,7 +41,12 @@ from app.store.audit import AuditQueries
 from app.store.base import CHUNK, SqlBase, chunks, notification_of
 from app.store.deliveries import DeliveryQueries
 from app.store.migrations import apply_migrations
-from app.store.postgres import PUBLISH
+from app.store.postgres import (
+    IN_APP_SWITCHES,
+    NOTIFICATION_COLUMNS,
+    PUBLISH,
+    driver_connection,
+)
 from app.store.profiles import ProfileQueries
 from app.store.retention import RetentionQueries
 from app.store.tables import (
@@ -66,7 +71,8 @@ _STATE_COLUMNS: dict[str, tuple[str, bool]] = {
 }
 
 
-# Built once: on the publish path, building and caching a fresh SELECT cost more than running it.
+# Built once (SQLite's; PostgreSQL's is `app.store.postgres.IN_APP_SWITCHES`): on the publish
+# path, building and caching a fresh SELECT cost more than running it.
 _IN_APP_SWITCHES = select(
     channel_switches.c.owner, channel_switches.c.type, channel_switches.c.enabled
 ).where(
@@ -238,15 +244,19 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
     ) -> tuple[int, tuple[tuple[str, int], ...]]:
         """Store a notification that goes out now, with an inbox item for each of `inboxed`:
         its id and each target's seq. On PostgreSQL it is one statement whatever the number
-        of recipients (see `app.store.postgres.PUBLISH`)."""
+        of recipients (`app.store.postgres.PUBLISH`)."""
         offline = _offline(recipients, inboxed)
         if self._dialect.name != "postgresql":
             notification_id = await self._insert_notification(conn, draft, now, offline=offline)
             return notification_id, await self._deliver(conn, notification_id, inboxed, draft, now)
         values = _notification_values(draft, now, None, offline)
-        rows = (await conn.execute(PUBLISH, {**values, "recipients": list(inboxed)})).all()
-        notification_id = int(rows[0].id)
-        targets = tuple((row.user_id, row.last_seq) for row in rows if row.user_id is not None)
+        rows = await (await driver_connection(conn)).fetch(
+            PUBLISH, *(values[column] for column in NOTIFICATION_COLUMNS), list(inboxed)
+        )
+        notification_id = int(rows[0]["id"])
+        targets = tuple(
+            (row["user_id"], row["last_seq"]) for row in rows if row["user_id"] is not None
+        )
         if draft.collapse_key is not None and targets:
             await self._collapse(conn, inboxed, draft.collapse_key, notification_id, now)
         return notification_id, targets
@@ -280,10 +290,13 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
             return list(recipients)
         switches: dict[str, Switches] = {}
         for chunk in chunks(recipients):
-            rows = await conn.execute(
-                _IN_APP_SWITCHES,
-                {"types": [draft.type, EVERY_TYPE], "owners": [*chunk, ADMIN_OWNER]},
-            )
+            types, owners = [draft.type, EVERY_TYPE], [*chunk, ADMIN_OWNER]
+            if self._dialect.name == "postgresql":
+                driver = await driver_connection(conn)
+                rows = [tuple(row) for row in await driver.fetch(IN_APP_SWITCHES, types, owners)]
+            else:
+                result = await conn.execute(_IN_APP_SWITCHES, {"types": types, "owners": owners})
+                rows = [tuple(row) for row in result]
             for owner, type_, enabled in rows:
                 switches.setdefault(owner, {})[type_] = {"in_app": bool(enabled)}
         admin = switches.get(ADMIN_OWNER, {})
