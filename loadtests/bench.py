@@ -15,7 +15,7 @@ on two cores):
 
 It prints a table, each Herald figure with its ratio to the floor's, then one JSON line.
 
-    python loadtests/bench.py                          # 10,000 streams; about 3 minutes
+    python loadtests/bench.py                          # 10,000 streams; about 10 minutes
     python loadtests/bench.py --connections 1000 --targeted-seconds 10
 
 Or against a node you run yourself (RSS and CPU need its pid):
