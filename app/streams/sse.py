@@ -88,10 +88,11 @@ class EventStream(Response):
             tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             written = await self._write(send, f": herald\nretry: {self._retry_ms}\n\n".encode())
-            async for frame in frames:
-                if not written:
-                    break
-                written = await self._write(send, encode(frame))
+            if written:
+                async for frame in frames:
+                    written = await self._write(send, encode(frame))
+                    if not written:
+                        break
             if written and self._hub.closed:
                 # Spread the reconnections of every client of this node over one retry period.
                 retry = self._retry_ms + random.randrange(self._retry_ms + 1)  # noqa: S311
