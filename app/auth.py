@@ -64,13 +64,13 @@ SINGLE_PURPOSE = {STREAM_TYP: STREAM_AUDIENCE, UNSUBSCRIBE_TYP: UNSUBSCRIBE_AUDI
 MAX_TOKEN_CHARS = 8192
 # `sub` becomes a user id in the store and in URLs; a bound keeps both sane.
 MAX_SUBJECT_CHARS = 200
-# An unknown `kid` may mean the IdP rotated its keys, so it earns a refresh, but no more often
-# than this: otherwise a stream of garbage kids would turn every request into a JWKS fetch.
 # Verified API tokens are remembered this long (and never past their `exp`): a service that
 # publishes thousands of times a second sends the same token each time, and verifying it again
 # was a tenth of a publish's CPU. A key dropped from the JWKS stops working within this time.
 VERIFIED_TOKEN_SECONDS = 60.0
 VERIFIED_TOKENS_KEPT = 10_000
+# An unknown `kid` may mean the IdP rotated its keys, so it earns a refresh, but no more often
+# than this: otherwise a stream of garbage kids would turn every request into a JWKS fetch.
 MIN_JWKS_REFRESH_SECONDS = 30.0
 JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 
