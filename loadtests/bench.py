@@ -77,8 +77,12 @@ class Server:
 
     @property
     def address(self) -> tuple[str, int]:
-        parts = urlsplit(self.url)
-        return parts.hostname or "127.0.0.1", parts.port or 80
+        return _address(self.url)
+
+
+def _address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
 
 
 def _free_port() -> int:
@@ -89,7 +93,7 @@ def _free_port() -> int:
 
 
 async def _wait_ready(url: str, process: subprocess.Popen[bytes] | None) -> None:
-    host, port = urlsplit(url).hostname or "127.0.0.1", urlsplit(url).port or 80
+    host, port = _address(url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
