@@ -60,7 +60,7 @@ COPY static/ static/
 COPY --chmod=0755 docker/entrypoint.sh docker/entrypoint.sh
 # Bytecode ahead of time: /app is read-only for the herald user.
 RUN python -m compileall -q app \
-    && python -c "import app.cli, app.store.migrations as m; assert m.MIGRATIONS_DIR.is_dir(), m.MIGRATIONS_DIR"
+    && python -c "import herald_server.cli, herald_server.store.migrations as m; assert m.MIGRATIONS_DIR.is_dir(), m.MIGRATIONS_DIR"
 
 # The working directory is where the embedded default keeps ./herald.db and its development
 # secret; mount a volume here to keep them.

@@ -4,7 +4,8 @@
 #   make test       run the test suite (PYTEST_ARGS="..." to pass flags, e.g. -k or -x)
 #   make lint       ruff check, ruff format --check, mypy
 #   make services   start the local PostgreSQL and Redis the tests use, if they are not running
-#   make venv       create .venv and install Herald with its dev extras (done on demand)
+#   make venv       create .venv with Herald and the test and lint tools (done on demand)
+#   make lock       refresh requirements.lock and requirements-dev.lock from pyproject.toml
 #   make clean      remove the venv and caches (keeps herald.db and the dev secret)
 
 SHELL := /bin/bash
@@ -17,13 +18,19 @@ PYTEST_ARGS ?=
 RUN_ARGS    ?=
 LINT_PATHS  ?= app tests loadtests
 
-# Re-install when the packaging metadata changes; touching nothing else keeps reruns instant.
-STAMP      := $(VENV)/.installed
-PKG_FILES  := setup.cfg $(wildcard pyproject.toml setup.py)
+# Two installs from the lock files (exact versions, hashes checked): `make run` needs only
+# Herald's own dependencies; `make test` and `make lint` add the test and lint tools. Each is
+# redone when its lock or the packaging metadata changes; otherwise reruns are instant.
+RUN_STAMP  := $(VENV)/.installed-run
+STAMP      := $(VENV)/.installed-dev
+PKG_FILES  := pyproject.toml
+# app/ is the herald_server package (pyproject.toml's package-dir); mypy finds it by that name
+# through this link, since it cannot follow the editable install's import hook.
+TYPECHECK  := $(VENV)/typecheck/herald_server
 
 SERVICE_WAIT ?= 60
 
-.PHONY: help venv run test lint format services clean
+.PHONY: help venv run test lint format lock services clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -33,12 +40,28 @@ venv: $(STAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(PKG_FILES) | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install --disable-pip-version-check --upgrade pip
-	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[dev]'
+$(RUN_STAMP): requirements.lock $(PKG_FILES) | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --require-hashes -r requirements.lock
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --no-deps -e .
 	touch $@
 
-run: $(STAMP)
+$(STAMP): requirements-dev.lock $(PKG_FILES) | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --no-deps -e .
+	mkdir -p $(dir $(TYPECHECK)) && ln -sfn $(CURDIR)/app $(TYPECHECK)
+	touch $@ $(RUN_STAMP)
+
+# uv resolves for Linux and Python 3.11 with every file's hash; the versions already in a lock
+# are kept unless UPGRADE=--upgrade.
+UPGRADE ?=
+lock: | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml $(UPGRADE) --generate-hashes --python-version 3.11 \
+	  --python-platform linux --no-header --quiet -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra lint $(UPGRADE) --generate-hashes \
+	  --python-version 3.11 --python-platform linux --no-header --quiet -o requirements-dev.lock
+
+run: $(RUN_STAMP)
 	$(VENV)/bin/herald serve $(RUN_ARGS)
 
 # pytest's own exit status goes through unchanged: 5 (no tests collected) fails the target.
@@ -99,5 +122,5 @@ services:
 	echo "redis: ready"
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info app/*.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find app tests loadtests -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true

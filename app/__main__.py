@@ -1,3 +1,3 @@
-from app.cli import main
+from herald_server.cli import main
 
 main()

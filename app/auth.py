@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 from joserfc import errors, jwk, jws, jwt
 
-from app.config import ConfigError, Settings, redact
-from app.errors import ServiceUnavailable, Unauthenticated
-from app.models import Principal
+from herald_server.config import ConfigError, Settings, redact
+from herald_server.errors import ServiceUnavailable, Unauthenticated
+from herald_server.models import Principal
 
 __all__ = [
     "STREAM_AUDIENCE",

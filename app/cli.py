@@ -11,13 +11,19 @@ import urllib.request
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from app import codec
-from app.config import ConfigError, Settings, from_env, with_dev_secret, with_dev_vapid_key
-from app.models import SCOPE_PUBLISH
+from herald_server import __version__, codec
+from herald_server.config import (
+    ConfigError,
+    Settings,
+    from_env,
+    with_dev_secret,
+    with_dev_vapid_key,
+)
+from herald_server.models import SCOPE_PUBLISH
 
 if TYPE_CHECKING:
-    from app.store import DeliveryStore
-    from app.worker import Worker
+    from herald_server.store import DeliveryStore
+    from herald_server.worker import Worker
 
 
 def _settings() -> Settings:
@@ -40,8 +46,8 @@ def serve(args: argparse.Namespace) -> None:
 
     import uvicorn
 
-    from app.logs import logging_config
-    from app.main import create_app
+    from herald_server.logs import logging_config
+    from herald_server.main import create_app
 
     settings = _settings()
     host = args.host or settings.host
@@ -52,7 +58,7 @@ def serve(args: argparse.Namespace) -> None:
         " mint a token with `herald token --sub alice`",
         file=sys.stderr,
     )
-    from app.channels import configured_channels
+    from herald_server.channels import configured_channels
 
     channels = ", ".join(sorted(configured_channels(settings)))
     delivery = (
@@ -93,11 +99,11 @@ def worker(args: argparse.Namespace) -> None:
 
     import uvloop
 
-    from app.bus import open_queue
-    from app.channels import configured_channels, open_channels
-    from app.logs import configure
-    from app.store import open_store
-    from app.worker import build_worker
+    from herald_server.bus import open_queue
+    from herald_server.channels import configured_channels, open_channels
+    from herald_server.logs import configure
+    from herald_server.store import open_store
+    from herald_server.worker import build_worker
 
     settings = _settings()
     configure(settings.log_level, settings.log_style)
@@ -140,8 +146,8 @@ async def _run_with_metrics(running: Worker, store: DeliveryStore, host: str, po
     import anyio
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from app.api.metrics import DeliveryCollector
-    from app.errors import StoreUnavailable
+    from herald_server.api.metrics import DeliveryCollector
+    from herald_server.errors import StoreUnavailable
 
     registry = CollectorRegistry()
     deliveries = DeliveryCollector(store, running.deliverer.attempts)
@@ -165,7 +171,7 @@ async def _run_with_metrics(running: Worker, store: DeliveryStore, host: str, po
 
 
 def migrate(args: argparse.Namespace) -> None:
-    from app.store import open_store
+    from herald_server.store import open_store
 
     async def run() -> list[str]:
         store = open_store(from_env())
@@ -181,9 +187,9 @@ def migrate(args: argparse.Namespace) -> None:
 def retention(args: argparse.Namespace) -> None:
     """Delete notifications older than --days (default HERALD_RETENTION_DAYS) now, in batches
     of HERALD_RETENTION_BATCH rows, and print what went."""
-    from app.core.scheduler import Retention
-    from app.models import now_ms
-    from app.store import open_store
+    from herald_server.core.scheduler import Retention
+    from herald_server.models import now_ms
+    from herald_server.store import open_store
 
     settings = from_env()
     days = settings.retention_days if args.days is None else args.days
@@ -211,7 +217,7 @@ def retention(args: argparse.Namespace) -> None:
 
 
 def token(args: argparse.Namespace) -> None:
-    from app.auth import issue_token
+    from herald_server.auth import issue_token
 
     try:
         print(issue_token(_settings(), args.sub, args.scope.split(), args.ttl))
@@ -221,7 +227,7 @@ def token(args: argparse.Namespace) -> None:
 
 def send(args: argparse.Namespace) -> None:
     """Publish through a running node's HTTP API, so live streams see it."""
-    from app.auth import issue_token
+    from herald_server.auth import issue_token
 
     bearer = issue_token(_settings(), "herald-cli", [SCOPE_PUBLISH], 60)
     body = {"recipients": [args.to], "title": args.title, "body": args.body, "type": args.type}
@@ -242,6 +248,7 @@ def send(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="herald", description=__doc__)
+    root.add_argument("--version", action="version", version=f"herald {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
     p = commands.add_parser("serve", help="serve the API and the streams")
     p.add_argument("--host", help="default HERALD_HOST (127.0.0.1)")

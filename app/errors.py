@@ -1,7 +1,7 @@
 """The catalogue of problems Herald reports (RFC 9457), each with a stable `type` slug.
 
 Tests assert on the slug, clients may switch on it; titles may change, slugs may not.
-Rendering to `application/problem+json` lives in `app.api`, so this module stays pure.
+Rendering to `application/problem+json` lives in `herald_server.api`, so this module stays pure.
 """
 
 from __future__ import annotations

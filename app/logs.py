@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from app import codec
+from herald_server import codec
 
 # The id of the request being served, for every log line written while serving it.
 REQUEST_ID: ContextVar[str | None] = ContextVar("herald_request_id", default=None)

@@ -7,6 +7,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from pathlib import Path
 
 import anyio
@@ -17,28 +18,29 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app import api
-from app.api.cors import cors_middleware
-from app.api.metrics import register_collectors
-from app.api.observe import Observer, latency_histogram
-from app.auth import Authenticator
-from app.bus import open_bus, open_limiter, open_queue
-from app.channels import configured_channels, open_channels
-from app.config import Settings
-from app.core.audit import Auditor
-from app.core.hub import Hub, StreamLimits
-from app.core.inbox import Inbox
-from app.core.publishing import Publisher, PublishLimits
-from app.core.renderer import TemplateRenderer
-from app.core.scheduler import Retention, Scheduler
-from app.services import Services
-from app.store import open_store
-from app.streams import sse, ws
-from app.streams.sse import end_streams_on_exit
-from app.worker import Worker, build_worker
+from herald_server import api
+from herald_server.api.cors import cors_middleware
+from herald_server.api.metrics import register_collectors
+from herald_server.api.observe import Observer, latency_histogram
+from herald_server.auth import Authenticator
+from herald_server.bus import open_bus, open_limiter, open_queue
+from herald_server.channels import configured_channels, open_channels
+from herald_server.config import Settings
+from herald_server.core.audit import Auditor
+from herald_server.core.hub import Hub, StreamLimits
+from herald_server.core.inbox import Inbox
+from herald_server.core.publishing import Publisher, PublishLimits
+from herald_server.core.renderer import TemplateRenderer
+from herald_server.core.scheduler import Retention, Scheduler
+from herald_server.services import Services
+from herald_server.store import open_store
+from herald_server.streams import sse, ws
+from herald_server.streams.sse import end_streams_on_exit
+from herald_server.worker import Worker, build_worker
 
 log = logging.getLogger("herald")
-STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+# The pages and herald.js ship inside the package; an installed wheel unpacks them as files.
+STATIC_DIR = Path(str(files("herald_server.static")))
 # A background loop that crashes is logged and restarted after this pause, never lost silently.
 RESTART_DELAY = 1.0
 
@@ -73,12 +75,12 @@ def build_services(settings: Settings) -> Services:
         worker = build_worker(settings, store, queue, open_channels(settings))
     sms_signature = None
     if settings.sms_url is not None:
-        from app.channels.sms import parse_sms_url, valid_signature
+        from herald_server.channels.sms import parse_sms_url, valid_signature
 
         sms_signature = functools.partial(valid_signature, parse_sms_url(settings.sms_url).token)
     vapid_key = None
     if settings.vapid_private_key is not None:
-        from app.channels.webpush import vapid_public_key
+        from herald_server.channels.webpush import vapid_public_key
 
         vapid_key = vapid_public_key(settings.vapid_private_key)
     limits = StreamLimits(
@@ -153,7 +155,8 @@ def create_app(settings: Settings) -> Starlette:
                 )
                 tasks.start_soon(supervise, "scheduler", scheduler.run)
                 # The server drains connections before the lifespan hears of shutdown: streams
-                # are ended as soon as the server is told (see app.streams.sse), not after.
+                # are ended as soon as the server is told (see herald_server.streams.sse), not
+                # after.
                 tasks.start_soon(end_streams_on_exit, found.hub)
                 if found.worker is not None:
                     tasks.start_soon(found.worker.run)

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from app.errors import TargetNotAllowed
+from herald_server.errors import TargetNotAllowed
 
 MAX_URL_CHARS = 2048
 

@@ -1,4 +1,5 @@
-"""The objects one node runs on, built once by `app.main` and shared by every transport."""
+"""The objects one node runs on, built once by `herald_server.main` and shared by every
+transport."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
-from app.auth import Authenticator
-from app.bus import EventBus, RateLimiter
-from app.config import Settings
-from app.core.audit import Auditor
-from app.core.hub import Hub
-from app.core.inbox import Inbox
-from app.core.publishing import Publisher
-from app.core.renderer import TemplateRenderer
-from app.store import Backend
-from app.worker import Worker
+from herald_server.auth import Authenticator
+from herald_server.bus import EventBus, RateLimiter
+from herald_server.config import Settings
+from herald_server.core.audit import Auditor
+from herald_server.core.hub import Hub
+from herald_server.core.inbox import Inbox
+from herald_server.core.publishing import Publisher
+from herald_server.core.renderer import TemplateRenderer
+from herald_server.store import Backend
+from herald_server.worker import Worker
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,14 +15,14 @@ from collections.abc import Mapping
 
 import anyio
 
-from app.auth import issue_unsubscribe_token
-from app.bus import Job, JobQueue
-from app.channels import Channel
-from app.config import Settings
-from app.core.delivery import Deliverer, Dispatcher, RetryPolicy
-from app.core.routing import Router
-from app.errors import BusUnavailable, StoreUnavailable
-from app.store import DeliveryStore
+from herald_server.auth import issue_unsubscribe_token
+from herald_server.bus import Job, JobQueue
+from herald_server.channels import Channel
+from herald_server.config import Settings
+from herald_server.core.delivery import Deliverer, Dispatcher, RetryPolicy
+from herald_server.core.routing import Router
+from herald_server.errors import BusUnavailable, StoreUnavailable
+from herald_server.store import DeliveryStore
 
 log = logging.getLogger(__name__)
 

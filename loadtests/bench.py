@@ -50,9 +50,9 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.auth import issue_token  # noqa: E402 - after the path fix above
-from app.config import Settings  # noqa: E402
-from app.models import SCOPE_ADMIN  # noqa: E402
+from herald_server.auth import issue_token  # noqa: E402 - after the path fix above
+from herald_server.config import Settings  # noqa: E402
+from herald_server.models import SCOPE_ADMIN  # noqa: E402
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -172,7 +172,7 @@ async def herald_node(users: Sequence[str], args: argparse.Namespace) -> AsyncIt
             HERALD_PUBLISH_RATE="0",
             HERALD_RECIPIENT_RATE="0",
         )
-        command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
+        command = [sys.executable, "-m", "herald_server", "serve", "--port", str(port)]
         try:
             async with _process(command, env, url) as pid:
                 yield _herald(url, pid, settings, users, args.idempotency_keys)

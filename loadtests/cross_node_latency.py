@@ -31,8 +31,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.auth import issue_token  # noqa: E402 - after the path fix above
-from app.config import Settings  # noqa: E402
+from herald_server.auth import issue_token  # noqa: E402 - after the path fix above
+from herald_server.config import Settings  # noqa: E402
 
 USER = "latency-probe"
 
@@ -60,7 +60,7 @@ async def _nodes(secret: str) -> AsyncIterator[tuple[str, str]]:
     ports = [_free_port(), _free_port()]
     processes = [
         subprocess.Popen(  # noqa: S603, ASYNC220 - our own CLI, started once
-            [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=ROOT
+            [sys.executable, "-m", "herald_server", "serve", "--port", str(port)], env=env, cwd=ROOT
         )
         for port in ports
     ]

@@ -25,11 +25,11 @@ from redis.exceptions import RedisError
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 
-from app.auth import issue_token
-from app.config import Settings
-from app.main import create_app
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
-from app.store import Store, open_store
+from herald_server.auth import issue_token
+from herald_server.config import Settings
+from herald_server.main import create_app
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.store import Store, open_store
 
 PG_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import httpx
 
-from app import codec
+from herald_server import codec
 
 
 @dataclass

@@ -15,7 +15,7 @@ import anyio
 import httpx
 from websockets.asyncio.client import connect
 
-from app import codec
+from herald_server import codec
 from tests.helpers import open_stream
 
 

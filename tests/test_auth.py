@@ -1,4 +1,4 @@
-"""Bearer tokens: what gets in, what is refused, and why (app.auth)."""
+"""Bearer tokens: what gets in, what is refused, and why (herald_server.auth)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from joserfc import jwk, jwt
 
-from app.auth import (
+from herald_server.auth import (
     STREAM_AUDIENCE,
     STREAM_TYP,
     UNSUBSCRIBE_AUDIENCE,
@@ -28,9 +28,9 @@ from app.auth import (
     issue_token,
     issue_unsubscribe_token,
 )
-from app.config import ConfigError, Settings
-from app.errors import ServiceUnavailable, Unauthenticated
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH, Principal
+from herald_server.config import ConfigError, Settings
+from herald_server.errors import ServiceUnavailable, Unauthenticated
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH, Principal
 
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 JWKS_URL = "https://idp.example/.well-known/jwks.json"

@@ -1,4 +1,4 @@
-"""The `herald` command (app/cli.py), run as a real process: `python -m app ...` with an
+"""The `herald` command (app/cli.py), run as a real process: `python -m herald_server ...` with an
 environment of the test's choosing, in a scratch directory, every run bounded in time."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import anyio
 import httpx
 import pytest
 
-from app.auth import Authenticator, issue_token
-from app.config import Settings
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.auth import Authenticator, issue_token
+from herald_server.config import Settings
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def herald(
     *args: str, env: dict[str, str], cwd: Path, timeout: float = RUN_TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
-        [sys.executable, "-m", "app", *args],
+        [sys.executable, "-m", "herald_server", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -182,7 +182,7 @@ def _serve(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, subproces
     port = free_port()
     with (tmp_path / "serve.log").open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            [sys.executable, "-m", "herald_server", "serve", "--port", str(port)],
             env=env,
             cwd=tmp_path,
             stdout=log,
@@ -219,8 +219,8 @@ async def test_serve_then_send_reaches_the_inbox_and_sigterm_stops_the_node(
 
         with anyio.fail_after(RUN_TIMEOUT):
             sent = await anyio.run_process(
-                [sys.executable, "-m", "app", "send", "--to", "alice", "--title", "from the cli",
-                 "--url", url],
+                [sys.executable, "-m", "herald_server", "send", "--to", "alice",
+                 "--title", "from the cli", "--url", url],
                 env=env,
                 cwd=tmp_path,
                 check=False,

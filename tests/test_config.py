@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app.bus import open_bus
-from app.config import ConfigError, Settings, from_env, redact, with_dev_secret
-from app.store import open_store
+from herald_server.bus import open_bus
+from herald_server.config import ConfigError, Settings, from_env, redact, with_dev_secret
+from herald_server.store import open_store
 
 LONG_SECRET = "s" * 32
 # Variables whose names do not follow HERALD_<FIELD> (DESIGN.md's fixed names).

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.auth import Authenticator
-from app.config import Settings
+from herald_server.auth import Authenticator
+from herald_server.config import Settings
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""STYLE.md 3.2's import table, enforced by walking every module's imports (function-level
+"""The layers' import table, enforced by walking every module's imports (function-level
 ones included: a lazy import is still a dependency)."""
 
 from __future__ import annotations
@@ -12,29 +12,32 @@ import pytest
 
 APP = Path(__file__).resolve().parents[1] / "app"
 CONCRETE = (
-    "app.store.sql",
-    "app.store.sqlite",
-    "app.store.postgres",
-    "app.store.dialect",
-    "app.store.tables",
-    "app.store.migrations",
-    "app.bus.memory",
-    "app.bus.redis",
+    "herald_server.store.sql",
+    "herald_server.store.sqlite",
+    "herald_server.store.postgres",
+    "herald_server.store.dialect",
+    "herald_server.store.tables",
+    "herald_server.store.migrations",
+    "herald_server.bus.memory",
+    "herald_server.bus.redis",
 )
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "app.core": ("starlette", "sse_starlette", "sqlalchemy", "databases", "redis", "httpx",
-                 "app.api", "app.streams", *CONCRETE),
-    "app.store": ("starlette", "redis", "app.core", "app.bus", "app.api", "app.streams"),
-    "app.bus": ("starlette", "sqlalchemy", "databases", "app.core", "app.store", "app.api"),
-    "app.api": ("sqlalchemy", "databases", "redis", "app.streams", *CONCRETE),
-    "app.streams": ("sqlalchemy", "databases", "redis", "app.api", *CONCRETE),
-    "app.auth": ("starlette", "app.store", "app.bus"),
+    "herald_server.core": ("starlette", "sse_starlette", "sqlalchemy", "databases", "redis",
+                           "httpx", "herald_server.api", "herald_server.streams", *CONCRETE),
+    "herald_server.store": ("starlette", "redis", "herald_server.core", "herald_server.bus",
+                            "herald_server.api", "herald_server.streams"),
+    "herald_server.bus": ("starlette", "sqlalchemy", "databases", "herald_server.core",
+                          "herald_server.store", "herald_server.api"),
+    "herald_server.api": ("sqlalchemy", "databases", "redis", "herald_server.streams", *CONCRETE),
+    "herald_server.streams": ("sqlalchemy", "databases", "redis", "herald_server.api", *CONCRETE),
+    "herald_server.auth": ("starlette", "herald_server.store", "herald_server.bus"),
 }  # fmt: skip
-STDLIB_ONLY = ("app.models", "app.errors")
+STDLIB_ONLY = ("herald_server.models", "herald_server.errors")
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(APP.parent).with_suffix("").parts
+    """The name `path` is imported by: the app/ folder is the herald_server package."""
+    parts = ("herald_server", *path.relative_to(APP).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -85,8 +88,8 @@ def test_module_imports_respect_the_layer_table(path: Path) -> None:
 
 def test_the_layer_table_sees_the_imports_that_exist() -> None:
     """Guard against a walker that finds nothing and so passes everything."""
-    assert "app.store" in imports(APP / "core" / "hub.py")
-    assert "app.store.sqlite" in imports(APP / "store" / "__init__.py")
+    assert "herald_server.store" in imports(APP / "core" / "hub.py")
+    assert "herald_server.store.sqlite" in imports(APP / "store" / "__init__.py")
     assert "starlette.routing" in imports(APP / "api" / "health.py")
 
 
@@ -94,9 +97,9 @@ def test_importing_core_loads_no_backend_or_web_library() -> None:
     """The Protocols are importable without their implementations (STYLE.md 3.2: the
     factories import them lazily)."""
     code = (
-        "import sys, pkgutil, importlib, app.core\n"
-        "for m in pkgutil.iter_modules(app.core.__path__):\n"
-        "    importlib.import_module('app.core.' + m.name)\n"
+        "import sys, pkgutil, importlib, herald_server.core\n"
+        "for m in pkgutil.iter_modules(herald_server.core.__path__):\n"
+        "    importlib.import_module('herald_server.core.' + m.name)\n"
         "banned = ('sqlalchemy', 'starlette', 'sse_starlette', 'redis', 'asyncpg', 'aiosqlite')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in banned))\n"
     )

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app import codec
-from app.config import Settings
-from app.logs import JsonFormatter, RequestIdFilter, logging_config
-from app.models import SCOPE_PUBLISH
+from herald_server import codec
+from herald_server.config import Settings
+from herald_server.logs import JsonFormatter, RequestIdFilter, logging_config
+from herald_server.models import SCOPE_PUBLISH
 from tests.conftest import auth, token_for
 from tests.helpers import open_stream, publish
 

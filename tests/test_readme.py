@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from app.config import _ENV
+from herald_server.config import _ENV
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

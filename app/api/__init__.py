@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
-from app import codec
-from app.api import (
+from herald_server import codec
+from herald_server.api import (
     admin,
     contacts,
     deliveries,
@@ -28,8 +28,8 @@ from app.api import (
     unsubscribe,
     webhooks,
 )
-from app.api._http import problem_response
-from app.errors import (
+from herald_server.api._http import problem_response
+from herald_server.errors import (
     InternalError,
     MethodNotAllowed,
     NotFound,

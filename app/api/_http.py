@@ -9,9 +9,9 @@ import msgspec
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from app import codec
-from app.auth import bearer
-from app.errors import (
+from herald_server import codec
+from herald_server.auth import bearer
+from herald_server.errors import (
     Forbidden,
     InvalidParameter,
     MalformedBody,
@@ -22,13 +22,13 @@ from app.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from app.models import Principal
-from app.services import services_of as services
+from herald_server.models import Principal
+from herald_server.services import services_of as services
 
 T = TypeVar("T")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 MAX_ID_DIGITS = 18
-# As long as a token's `sub` may be (app.auth).
+# As long as a token's `sub` may be (herald_server.auth).
 MAX_USER_CHARS = 200
 
 

@@ -13,12 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, limit_param, principal_with, services
-from app.api.schemas import AUDIT_ACTION
-from app.bus import BusStats
-from app.core.render import notification_body, parse_cursor
-from app.errors import InvalidParameter
-from app.models import SCOPE_ADMIN, iso
+from herald_server.api._http import json_response, limit_param, principal_with, services
+from herald_server.api.schemas import AUDIT_ACTION
+from herald_server.bus import BusStats
+from herald_server.core.render import notification_body, parse_cursor
+from herald_server.errors import InvalidParameter
+from herald_server.models import SCOPE_ADMIN, iso
 
 RECENT_LIMIT = 50
 MAX_RECENT_LIMIT = 100

@@ -7,10 +7,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, path_user, principal, principal_with, read_json, services
-from app.api.schemas import ContactBody
-from app.errors import Forbidden, NotFound, ValidationFailed
-from app.models import SCOPE_PUBLISH, Contact, now_ms
+from herald_server.api._http import (
+    json_response,
+    path_user,
+    principal,
+    principal_with,
+    read_json,
+    services,
+)
+from herald_server.api.schemas import ContactBody
+from herald_server.errors import Forbidden, NotFound, ValidationFailed
+from herald_server.models import SCOPE_PUBLISH, Contact, now_ms
 
 
 async def get_contact(request: Request) -> Response:

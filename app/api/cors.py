@@ -9,8 +9,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from app.api._http import problem_response
-from app.errors import OriginNotAllowed
+from herald_server.api._http import problem_response
+from herald_server.errors import OriginNotAllowed
 
 METHODS = ("GET", "POST", "PUT", "DELETE")
 # What the bundled client and a publisher send: the bearer token, JSON bodies, retries,

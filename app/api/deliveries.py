@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import (
+from herald_server.api._http import (
     json_response,
     limit_param,
     path_id,
@@ -23,10 +23,10 @@ from app.api._http import (
     read_json,
     services,
 )
-from app.api.schemas import TypeDefaultsBody
-from app.core.render import parse_cursor
-from app.errors import InvalidParameter, NotDeadLettered, NotFound
-from app.models import (
+from herald_server.api.schemas import TypeDefaultsBody
+from herald_server.core.render import parse_cursor
+from herald_server.errors import InvalidParameter, NotDeadLettered, NotFound
+from herald_server.models import (
     CHANNELS,
     SCOPE_ADMIN,
     Delivery,

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, read_json, services
-from app.api.schemas import EmptyBody
-from app.auth import issue_token
-from app.errors import InvalidParameter, NotFound
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH, iso, now_ms
+from herald_server.api._http import json_response, read_json, services
+from herald_server.api.schemas import EmptyBody
+from herald_server.auth import issue_token
+from herald_server.errors import InvalidParameter, NotFound
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH, iso, now_ms
 
 DEV_TOKEN_TTL = 3600
 KNOWN_SCOPES = frozenset({SCOPE_PUBLISH, SCOPE_ADMIN})

@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, services
-from app.errors import BusUnavailable, StoreUnavailable
+from herald_server.api._http import json_response, services
+from herald_server.errors import BusUnavailable, StoreUnavailable
 
 
 async def healthz(request: Request) -> Response:

@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.bus import BusStats
-from app.errors import StoreUnavailable
-from app.services import Services
-from app.store import DeliveryStore
+from herald_server.bus import BusStats
+from herald_server.errors import StoreUnavailable
+from herald_server.services import Services
+from herald_server.store import DeliveryStore
 
 
 class HeraldCollector(Collector):

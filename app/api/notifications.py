@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import (
+from herald_server.api._http import (
     json_response,
     limit_param,
     path_id,
@@ -16,11 +16,11 @@ from app.api._http import (
     read_json,
     services,
 )
-from app.api.schemas import PublishBody, UpToBody
-from app.core.publishing import TemplateUse
-from app.core.render import parse_cursor
-from app.errors import InvalidParameter, ValidationFailed
-from app.models import (
+from herald_server.api.schemas import PublishBody, UpToBody
+from herald_server.core.publishing import TemplateUse
+from herald_server.core.render import parse_cursor
+from herald_server.errors import InvalidParameter, ValidationFailed
+from herald_server.models import (
     Audience,
     BulkAction,
     Draft,

@@ -19,7 +19,7 @@ from prometheus_client import Histogram
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import REQUEST_ID
+from herald_server.logs import REQUEST_ID
 
 access = logging.getLogger("herald.access")
 INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")

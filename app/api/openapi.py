@@ -1,4 +1,5 @@
-"""GET /openapi.json: the contract as OpenAPI 3.1, schemas generated from `app.api.schemas`."""
+"""GET /openapi.json: the contract as OpenAPI 3.1, schemas generated from
+`herald_server.api.schemas`."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import __version__
-from app.api._http import json_response
-from app.api.schemas import AUDIT_ACTION, SCHEMAS
+from herald_server import __version__
+from herald_server.api._http import json_response
+from herald_server.api.schemas import AUDIT_ACTION, SCHEMAS
 
 REF = "#/components/schemas/{name}"
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": REF.format(name="ProblemDoc")}}}
@@ -220,7 +221,8 @@ _ADMIN_ERRORS = (400, 401, 403, 404, 415, 422)
 
 
 def _delivery_paths() -> dict[str, Any]:
-    """Preferences, channel targets, templates and deliveries (app.api.preferences and on)."""
+    """Preferences, channel targets, templates and deliveries (herald_server.api.preferences
+    and on)."""
     page = [
         _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100}),
         _param("before", schema=_CURSOR),

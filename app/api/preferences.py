@@ -8,11 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, principal, read_json, services
-from app.api.schemas import ChannelName, DigestBody, PreferencesBody, QuietHoursBody
-from app.core.preferences import format_clock, parse_clock, zone
-from app.errors import ValidationFailed
-from app.models import CHANNELS, EVERY_TYPE, Preferences, QuietHours, Switches, now_ms
+from herald_server.api._http import json_response, principal, read_json, services
+from herald_server.api.schemas import ChannelName, DigestBody, PreferencesBody, QuietHoursBody
+from herald_server.core.preferences import format_clock, parse_clock, zone
+from herald_server.errors import ValidationFailed
+from herald_server.models import CHANNELS, EVERY_TYPE, Preferences, QuietHours, Switches, now_ms
 
 
 def preferences_of(body: PreferencesBody) -> Preferences:

@@ -6,11 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, principal, read_json, services
-from app.api.schemas import PushEndpointBody, PushSubscriptionBody
-from app.core.targets import check_push_subscription
-from app.errors import ChannelNotConfigured, NotFound
-from app.models import PushSubscriptionRecord, iso, now_ms
+from herald_server.api._http import json_response, principal, read_json, services
+from herald_server.api.schemas import PushEndpointBody, PushSubscriptionBody
+from herald_server.core.targets import check_push_subscription
+from herald_server.errors import ChannelNotConfigured, NotFound
+from herald_server.models import PushSubscriptionRecord, iso, now_ms
 
 
 def _out(record: PushSubscriptionRecord) -> dict[str, str | None]:

@@ -294,7 +294,7 @@ class PublishResult(Struct):
 
 
 class NotificationFields(Struct):
-    """What every view of a notification serves (`app.core.render.notification_body`)."""
+    """What every view of a notification serves (`herald_server.core.render.notification_body`)."""
 
     id: str
     type: str

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import read_body, services
-from app.channels import SMS_STATUS_PATH
-from app.core.delivery import parse_delivery_key
-from app.errors import Forbidden, NotFound
-from app.models import now_ms
+from herald_server.api._http import read_body, services
+from herald_server.channels import SMS_STATUS_PATH
+from herald_server.core.delivery import parse_delivery_key
+from herald_server.errors import Forbidden, NotFound
+from herald_server.models import now_ms
 
 MAX_FORM_BYTES = 16 * 1024
 # Twilio's final statuses, as Herald's.

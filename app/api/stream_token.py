@@ -10,10 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, path_user, principal, principal_with, read_json, services
-from app.api.schemas import EmptyBody
-from app.core.revocation import revoke_streams
-from app.models import SCOPE_ADMIN, iso, now_ms
+from herald_server.api._http import (
+    json_response,
+    path_user,
+    principal,
+    principal_with,
+    read_json,
+    services,
+)
+from herald_server.api.schemas import EmptyBody
+from herald_server.core.revocation import revoke_streams
+from herald_server.models import SCOPE_ADMIN, iso, now_ms
 
 
 async def stream_token(request: Request) -> Response:

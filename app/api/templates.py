@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import codec
-from app.api._http import json_response, path_name, principal_with, read_json, services
-from app.api.schemas import PreviewBody, TemplateBody
-from app.errors import NotFound
-from app.models import SCOPE_ADMIN, Template, iso, now_ms
+from herald_server import codec
+from herald_server.api._http import json_response, path_name, principal_with, read_json, services
+from herald_server.api.schemas import PreviewBody, TemplateBody
+from herald_server.errors import NotFound
+from herald_server.models import SCOPE_ADMIN, Template, iso, now_ms
 
 TEMPLATE_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 

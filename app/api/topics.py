@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, path_name, principal, read_json, services
-from app.api.schemas import EmptyBody
-from app.errors import NotFound
-from app.models import now_ms
+from herald_server.api._http import json_response, path_name, principal, read_json, services
+from herald_server.api.schemas import EmptyBody
+from herald_server.errors import NotFound
+from herald_server.models import now_ms
 
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

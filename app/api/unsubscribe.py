@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from app.api._http import read_body, services
-from app.errors import InvalidParameter, Unauthenticated
-from app.models import EVERY_TYPE
+from herald_server.api._http import read_body, services
+from herald_server.errors import InvalidParameter, Unauthenticated
+from herald_server.models import EVERY_TYPE
 
 MAX_FORM_BYTES = 1024
 

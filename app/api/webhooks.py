@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api._http import json_response, path_id, principal, read_json, services
-from app.api.schemas import WebhookBody
-from app.core.targets import check_webhook_url, new_webhook_secret
-from app.errors import Forbidden, NotFound
-from app.models import SCOPE_ADMIN, Webhook, iso, now_ms
+from herald_server.api._http import json_response, path_id, principal, read_json, services
+from herald_server.api.schemas import WebhookBody
+from herald_server.core.targets import check_webhook_url, new_webhook_secret
+from herald_server.errors import Forbidden, NotFound
+from herald_server.models import SCOPE_ADMIN, Webhook, iso, now_ms
 
 
 def _out(hook: Webhook, with_secret: bool = False) -> dict[str, object]:

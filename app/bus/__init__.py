@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from app.config import ConfigError, redact
-from app.models import LiveEvent
+from herald_server.config import ConfigError, redact
+from herald_server.models import LiveEvent
 
 Deliver = Callable[[LiveEvent], None]
 Resync = Callable[[], None]
@@ -106,11 +106,11 @@ def open_limiter(url: str | None, prefix: str) -> RateLimiter:
     it, so the same limits hold whichever node a request reaches."""
     scheme = "memory" if url is None else urlsplit(url).scheme
     if scheme == "memory":
-        from app.bus.memory import MemoryRateLimiter
+        from herald_server.bus.memory import MemoryRateLimiter
 
         return MemoryRateLimiter()
     if url is not None and scheme in ("redis", "rediss"):
-        from app.bus.redis import RedisRateLimiter
+        from herald_server.bus.redis import RedisRateLimiter
 
         return RedisRateLimiter(url, f"{prefix}:rate")
     raise ConfigError(f"REDIS_URL: unsupported scheme {scheme!r} in {redact(url or '')}")
@@ -120,11 +120,11 @@ def open_queue(url: str | None, prefix: str, visibility: float) -> JobQueue:
     """The job queue named by REDIS_URL (unset: in-process), beside the bus of the same URL."""
     scheme = "memory" if url is None else urlsplit(url).scheme
     if scheme == "memory":
-        from app.bus.memory import MemoryJobQueue
+        from herald_server.bus.memory import MemoryJobQueue
 
         return MemoryJobQueue(visibility)
     if url is not None and scheme in ("redis", "rediss"):
-        from app.bus.redis import RedisJobQueue
+        from herald_server.bus.redis import RedisJobQueue
 
         return RedisJobQueue(url, f"{prefix}:jobs", visibility)
     raise ConfigError(f"REDIS_URL: unsupported scheme {scheme!r} in {redact(url or '')}")
@@ -134,11 +134,11 @@ def open_bus(url: str | None, prefix: str = "herald", maxlen: int = 100_000) -> 
     """Build the bus named by REDIS_URL (unset: in-process); the one place its scheme is read."""
     scheme = "memory" if url is None else urlsplit(url).scheme
     if scheme == "memory":
-        from app.bus.memory import MemoryBus
+        from herald_server.bus.memory import MemoryBus
 
         return MemoryBus()
     if url is not None and scheme in ("redis", "rediss"):
-        from app.bus.redis import RedisBus
+        from herald_server.bus.redis import RedisBus
 
         return RedisBus(url, f"{prefix}:live", maxlen)
     raise ConfigError(f"REDIS_URL: unsupported scheme {scheme!r} in {redact(url or '')}")

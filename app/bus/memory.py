@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import anyio
 
-from app.bus import Deliver, EventBus, Job, JobQueue, RateLimiter, Resync
-from app.models import LiveEvent
+from herald_server.bus import Deliver, EventBus, Job, JobQueue, RateLimiter, Resync
+from herald_server.models import LiveEvent
 
 
 class MemoryBus:

@@ -22,11 +22,11 @@ import anyio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from app import codec
-from app.bus import Deliver, EventBus, Job, JobQueue, RateLimiter, Resync
-from app.config import redact
-from app.errors import BusUnavailable
-from app.models import LiveEvent, now_ms
+from herald_server import codec
+from herald_server.bus import Deliver, EventBus, Job, JobQueue, RateLimiter, Resync
+from herald_server.config import redact
+from herald_server.errors import BusUnavailable
+from herald_server.models import LiveEvent, now_ms
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from app.config import ConfigError, Settings, redact
+from herald_server.config import ConfigError, Settings, redact
 
 ChannelName = Literal["email", "push", "sms", "webhook"]
-# Where Twilio reports the fate of each text (app.api.sms_status serves it).
+# Where Twilio reports the fate of each text (herald_server.api.sms_status serves it).
 SMS_STATUS_PATH = "/api/sms/status"
 CHANNEL_NAMES: tuple[ChannelName, ...] = ("email", "push", "sms", "webhook")
 
@@ -146,11 +146,11 @@ def open_channels(settings: Settings) -> dict[str, Channel]:
     timeout = settings.provider_timeout_seconds
     found: dict[str, Channel] = {}
     if settings.smtp_url is not None:
-        from app.channels.email import EmailChannel
+        from herald_server.channels.email import EmailChannel
 
         found["email"] = EmailChannel(settings.smtp_url, settings.email_from, timeout)
     if settings.vapid_private_key is not None:
-        from app.channels.webpush import WebPushChannel
+        from herald_server.channels.webpush import WebPushChannel
 
         found["push"] = WebPushChannel(
             settings.vapid_private_key,
@@ -162,11 +162,11 @@ def open_channels(settings: Settings) -> dict[str, Channel]:
         scheme = urlsplit(settings.sms_url).scheme
         if scheme not in ("twilio", "twilio+http"):
             raise ConfigError(f"HERALD_SMS_URL: unsupported scheme in {redact(settings.sms_url)}")
-        from app.channels.sms import TwilioChannel
+        from herald_server.channels.sms import TwilioChannel
 
         callback = settings.base_url + SMS_STATUS_PATH if settings.public_url else None
         found["sms"] = TwilioChannel(settings.sms_url, timeout, callback)
-    from app.channels.webhook import WebhookChannel
+    from herald_server.channels.webhook import WebhookChannel
 
     found["webhook"] = WebhookChannel(timeout, settings.allow_private_targets)
     return found

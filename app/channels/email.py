@@ -32,8 +32,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import aiosmtplib
 import anyio
 
-from app.channels import Channel, EmailAddress, EmailContent, Message, Outcome
-from app.config import ConfigError, redact
+from herald_server.channels import Channel, EmailAddress, EmailContent, Message, Outcome
+from herald_server.config import ConfigError, redact
 
 # SMTP's CRLF policy, with RFC 5322's hard line limit instead of its 78-character fold: Python
 # turns a header it cannot fold (a long List-Unsubscribe URL) into RFC 2047 encoded words,

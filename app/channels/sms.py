@@ -27,8 +27,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import anyio
 import httpx
 
-from app.channels import Channel, Message, Outcome, PhoneNumber, SmsContent
-from app.config import ConfigError, redact
+from herald_server.channels import Channel, Message, Outcome, PhoneNumber, SmsContent
+from herald_server.config import ConfigError, redact
 
 API_VERSION = "2010-04-01"
 SCHEMES = {"twilio": "https", "twilio+http": "http"}

@@ -4,7 +4,7 @@ specifies.
 `webhook-id` is the delivery's key, the same on every retry, so a receiver that dedupes on it
 acts on each notification once however often Herald has to try. A receiver's 2xx counts as
 delivered: nobody comes after it. Redirects are never followed: the URL was checked against
-Herald's own network (app.netguard), the Location it points to was not.
+Herald's own network (herald_server.netguard), the Location it points to was not.
 
 The request helpers below the channel are shared with the Web Push channel: both POST to URLs
 that users chose, so both bound the whole exchange and how much of the answer they read.
@@ -24,10 +24,10 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from app import __version__, codec
-from app.channels import Channel, Message, Outcome, WebhookContent, WebhookTarget
-from app.errors import TargetNotAllowed
-from app.netguard import check_target
+from herald_server import __version__, codec
+from herald_server.channels import Channel, Message, Outcome, WebhookContent, WebhookTarget
+from herald_server.errors import TargetNotAllowed
+from herald_server.netguard import check_target
 
 USER_AGENT = f"Herald/{__version__}"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret

@@ -24,12 +24,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc import jwk, jwt
 from py_vapid import Vapid02
 
-from app import codec
-from app.channels import Channel, Message, Outcome, PushContent, PushTarget
-from app.channels.webhook import Reply, new_client, post, retry_after
-from app.config import ConfigError
-from app.errors import TargetNotAllowed
-from app.netguard import check_target
+from herald_server import codec
+from herald_server.channels import Channel, Message, Outcome, PushContent, PushTarget
+from herald_server.channels.webhook import Reply, new_client, post, retry_after
+from herald_server.config import ConfigError
+from herald_server.errors import TargetNotAllowed
+from herald_server.netguard import check_target
 
 # Push services refuse larger request bodies (RFC 8030 §7.2 asks them to accept at least this).
 MAX_BODY_BYTES = 4096

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-from app.bus import EventBus
-from app.errors import BusUnavailable
-from app.models import LiveEvent
+from herald_server.bus import EventBus
+from herald_server.errors import BusUnavailable
+from herald_server.models import LiveEvent
 
 log = logging.getLogger(__name__)
 

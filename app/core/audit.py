@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from app.logs import REQUEST_ID
-from app.models import now_ms
-from app.store import AuditStore
+from herald_server.logs import REQUEST_ID
+from herald_server.models import now_ms
+from herald_server.store import AuditStore
 
 log = logging.getLogger("herald.audit")
 

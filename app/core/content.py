@@ -8,11 +8,11 @@ import html
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from app import codec
-from app.channels import Content, EmailContent, PushContent, SmsContent, WebhookContent
-from app.core.render import notification_body
-from app.core.templates import locale_chain, sanitize_html, strip_tags
-from app.models import EVERY_TYPE, DeliveryTask, Notification
+from herald_server import codec
+from herald_server.channels import Content, EmailContent, PushContent, SmsContent, WebhookContent
+from herald_server.core.render import notification_body
+from herald_server.core.templates import locale_chain, sanitize_html, strip_tags
+from herald_server.models import EVERY_TYPE, DeliveryTask, Notification
 
 UnsubscribeLink = Callable[[str, str], str]
 """(user, notification type or EVERY_TYPE) → a one-click unsubscribe URL."""

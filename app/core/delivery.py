@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import anyio
 
-from app.bus import JobQueue
-from app.channels import (
+from herald_server.bus import JobQueue
+from herald_server.channels import (
     Channel,
     EmailAddress,
     Message,
@@ -31,11 +31,11 @@ from app.channels import (
     Target,
     WebhookTarget,
 )
-from app.core.content import UnsubscribeLink, channel_content
-from app.core.routing import Router, release
-from app.errors import BusUnavailable
-from app.models import Delivery, DeliveryTask, now_ms
-from app.store import DeliveryStore
+from herald_server.core.content import UnsubscribeLink, channel_content
+from herald_server.core.routing import Router, release
+from herald_server.errors import BusUnavailable
+from herald_server.models import Delivery, DeliveryTask, now_ms
+from herald_server.store import DeliveryStore
 
 log = logging.getLogger(__name__)
 

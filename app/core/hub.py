@@ -3,7 +3,7 @@
 A stream registers first, then reads the store, then goes live; it delivers each seq once, in
 order. Live events arrive at most once and possibly out of order (two publishers commit seq 5
 and 6, and 6 reaches the bus first). Since per-user sequence order is commit order (see
-`app.store`), a live event with seq N proves every seq below N is committed: on a gap the
+`herald_server.store`), a live event with seq N proves every seq below N is committed: on a gap the
 stream reads the store up to N instead of waiting, so it never skips and never stalls.
 
 Everything per connection is bounded: a connection whose buffer fills is not disconnected but
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 import anyio
 
-from app import codec
-from app.core.render import HEARTBEAT, Frame, counts_frame, stored_frame
-from app.core.revocation import STREAMS_REVOKED
-from app.errors import TooManyStreams
-from app.models import LiveEvent, iso, now_ms
-from app.store import Store
+from herald_server import codec
+from herald_server.core.render import HEARTBEAT, Frame, counts_frame, stored_frame
+from herald_server.core.revocation import STREAMS_REVOKED
+from herald_server.errors import TooManyStreams
+from herald_server.models import LiveEvent, iso, now_ms
+from herald_server.store import Store
 
 # Users known to exist in the store, remembered to save a write per connection.
 KNOWN_USERS_CAP = 100_000

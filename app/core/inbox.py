@@ -6,13 +6,13 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from app import codec
-from app.bus import EventBus
-from app.core.announce import announce
-from app.core.render import counts_body, item_body, state_event
-from app.errors import InvalidCursor, NotFound
-from app.models import BulkAction, InboxQuery, StateAction, StateEvent, now_ms
-from app.store import Store
+from herald_server import codec
+from herald_server.bus import EventBus
+from herald_server.core.announce import announce
+from herald_server.core.render import counts_body, item_body, state_event
+from herald_server.errors import InvalidCursor, NotFound
+from herald_server.models import BulkAction, InboxQuery, StateAction, StateEvent, now_ms
+from herald_server.store import Store
 
 
 class Inbox:

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.errors import ValidationFailed
-from app.models import EVERY_TYPE, Preferences, QuietHours, Switches
+from herald_server.errors import ValidationFailed
+from herald_server.models import EVERY_TYPE, Preferences, QuietHours, Switches
 
 BUILT_IN: Mapping[str, bool] = {
     "in_app": True,

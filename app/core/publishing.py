@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app import codec
-from app.bus import EventBus, RateLimiter
-from app.core.announce import announce
-from app.core.preferences import wants_inbox
-from app.core.render import published_event
-from app.core.renderer import TemplateRenderer
-from app.errors import (
+from herald_server import codec
+from herald_server.bus import EventBus, RateLimiter
+from herald_server.core.announce import announce
+from herald_server.core.preferences import wants_inbox
+from herald_server.core.render import published_event
+from herald_server.core.renderer import TemplateRenderer
+from herald_server.errors import (
     BusUnavailable,
     Forbidden,
     NotificationTooLarge,
@@ -29,7 +29,7 @@ from app.errors import (
     TooManyRecipients,
     UnknownTemplate,
 )
-from app.models import (
+from herald_server.models import (
     SCOPE_ADMIN,
     SCOPE_PUBLISH,
     Audience,
@@ -40,7 +40,7 @@ from app.models import (
     Recipients,
     now_ms,
 )
-from app.store import ProfileStore, Store
+from herald_server.store import ProfileStore, Store
 
 log = logging.getLogger(__name__)
 # While the limiter's backend is down, say so once per interval, not once per publish.

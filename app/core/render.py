@@ -9,9 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app import codec
-from app.errors import InvalidCursor
-from app.models import Counts, InboxItem, LiveEvent, Notification, Published, StateEvent, iso
+from herald_server import codec
+from herald_server.errors import InvalidCursor
+from herald_server.models import (
+    Counts,
+    InboxItem,
+    LiveEvent,
+    Notification,
+    Published,
+    StateEvent,
+    iso,
+)
 
 # Wire names of the state events, by the action that caused them.
 EVENT_NAMES = {

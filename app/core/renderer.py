@@ -1,11 +1,11 @@
 """Templates are checked and rendered in child processes, each bounded in time and memory.
 
-Jinja's sandbox stops a template from reaching Python's internals, and `app.core.templates`
-bounds the obvious ways to grow a value, but no sandbox inside the process can stop a loop
-that spins for minutes or a string method that allocates gigabytes: Jinja's own docs say to
-bound rendering from outside. A render that runs out of time is killed with its process; one
-that runs out of memory fails with MemoryError there. Either is the publisher's 422, and the
-node's event loop never stalls on a template.
+Jinja's sandbox stops a template from reaching Python's internals, and
+`herald_server.core.templates` bounds the obvious ways to grow a value, but no sandbox inside
+the process can stop a loop that spins for minutes or a string method that allocates gigabytes:
+Jinja's own docs say to bound rendering from outside. A render that runs out of time is killed
+with its process; one that runs out of memory fails with MemoryError there. Either is the
+publisher's 422, and the node's event loop never stalls on a template.
 
 Children are forked from a forkserver that has already imported the template code, so a
 replacement starts in milliseconds; they are started on first use.
@@ -22,12 +22,12 @@ from typing import Any
 
 import anyio
 
-from app.core.templates import Rendered, check, render
-from app.errors import MissingTemplateVariable, Problem, TemplateError
-from app.models import Template
+from herald_server.core.templates import Rendered, check, render
+from herald_server.errors import MissingTemplateVariable, Problem, TemplateError
+from herald_server.models import Template
 
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["app.core.templates"])
+_CONTEXT.set_forkserver_preload(["herald_server.core.templates"])
 # The problems a child may report, by name: they cross the pipe as (name, detail).
 _PROBLEMS: dict[str, type[Problem]] = {
     cls.__name__: cls for cls in (TemplateError, MissingTemplateVariable)

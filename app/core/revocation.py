@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 
-from app.bus import EventBus
-from app.errors import BusUnavailable
-from app.models import LiveEvent
-from app.store import AuditStore
+from herald_server.bus import EventBus
+from herald_server.errors import BusUnavailable
+from herald_server.models import LiveEvent
+from herald_server.store import AuditStore
 
 log = logging.getLogger(__name__)
 

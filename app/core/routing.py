@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from app.core.preferences import channel_enabled, next_digest, quiet_until
-from app.models import (
+from herald_server.core.preferences import channel_enabled, next_digest, quiet_until
+from herald_server.models import (
     DELIVERY_CHANNELS,
     HeldDelivery,
     PlannedDelivery,

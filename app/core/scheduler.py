@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import anyio
 
-from app.core.preferences import wants_inbox
-from app.core.publishing import Publisher
-from app.errors import StoreUnavailable
-from app.models import now_ms
-from app.store import RetentionReport, RetentionStore, Store
+from herald_server.core.preferences import wants_inbox
+from herald_server.core.publishing import Publisher
+from herald_server.errors import StoreUnavailable
+from herald_server.models import now_ms
+from herald_server.store import RetentionReport, RetentionStore, Store
 
 log = logging.getLogger(__name__)
 

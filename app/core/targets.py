@@ -9,8 +9,8 @@ import secrets
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.errors import ValidationFailed
-from app.netguard import check_target
+from herald_server.errors import ValidationFailed
+from herald_server.netguard import check_target
 
 # Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes.
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret

@@ -15,7 +15,7 @@ A template document:
                  "fr": {…}}}
 
 The default locale needs `in_app`; every other part is optional and falls back (see
-`app.core.content`). HTML fields are autoescaped, then sanitized with nh3, since a human's
+`herald_server.core.content`). HTML fields are autoescaped, then sanitized with nh3, since a human's
 mail client shows them; text fields are plain text.
 """
 
@@ -33,9 +33,9 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from app import codec
-from app.errors import MissingTemplateVariable, TemplateError
-from app.models import Template
+from herald_server import codec
+from herald_server.errors import MissingTemplateVariable, TemplateError
+from herald_server.models import Template
 
 FIELDS: Mapping[str, tuple[str, ...]] = {
     "in_app": ("title", "body"),

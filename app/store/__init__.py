@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
-from app.config import ConfigError, Settings, redact
-from app.models import (
+from herald_server.config import ConfigError, Settings, redact
+from herald_server.models import (
     Audience,
     AuditEntry,
     BulkAction,
@@ -371,11 +371,11 @@ def open_store(settings: Settings) -> Backend:
     url = settings.database_url
     scheme = urlsplit(url).scheme
     if scheme in ("sqlite", "sqlite+aiosqlite"):
-        from app.store.sqlite import sqlite_dialect
+        from herald_server.store.sqlite import sqlite_dialect
 
         dialect = sqlite_dialect(url)
     elif scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
-        from app.store.postgres import postgres_dialect
+        from herald_server.store.postgres import postgres_dialect
 
         dialect = postgres_dialect(
             url,
@@ -385,6 +385,6 @@ def open_store(settings: Settings) -> Backend:
         )
     else:
         raise ConfigError(f"DATABASE_URL: unsupported scheme {scheme!r} in {redact(url)}")
-    from app.store.sql import SqlStore
+    from herald_server.store.sql import SqlStore
 
     return SqlStore(dialect)

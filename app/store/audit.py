@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app import codec
-from app.models import AuditEntry
-from app.store.base import SqlBase
-from app.store.tables import audit_log, users
+from herald_server import codec
+from herald_server.models import AuditEntry
+from herald_server.store.base import SqlBase
+from herald_server.store.tables import audit_log, users
 
 
 class AuditQueries(SqlBase):

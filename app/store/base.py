@@ -11,10 +11,10 @@ import asyncpg
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import codec
-from app.errors import StoreUnavailable
-from app.models import Notification
-from app.store.dialect import Dialect
+from herald_server import codec
+from herald_server.errors import StoreUnavailable
+from herald_server.models import Notification
+from herald_server.store.dialect import Dialect
 
 # Rows per multi-row statement: PostgreSQL allows 32,767 bind parameters per statement.
 CHUNK = 1000
@@ -25,7 +25,7 @@ _UNAVAILABLE = (
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
     OSError,
-    # asyncpg's own, from statements sent to it directly (app.store.postgres): a closed
+    # asyncpg's own, from statements sent to it directly (herald_server.store.postgres): a closed
     # connection, or one still busy with a cancelled query.
     asyncpg.InterfaceError,
 )

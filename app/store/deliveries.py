@@ -16,8 +16,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import codec
-from app.models import (
+from herald_server import codec
+from herald_server.models import (
     ADMIN_OWNER,
     EVERY_TYPE,
     Contact,
@@ -35,16 +35,16 @@ from app.models import (
     RoutingRequest,
     Switches,
 )
-from app.store import DeliveryStore, Planner, Releaser
-from app.store.base import SqlBase, chunks, notification_of
-from app.store.profiles import (
+from herald_server.store import DeliveryStore, Planner, Releaser
+from herald_server.store.base import SqlBase, chunks, notification_of
+from herald_server.store.profiles import (
     escalation_of,
     group_switches,
     preferences_of,
     push_subscription_of,
     webhook_of,
 )
-from app.store.tables import (
+from herald_server.store.tables import (
     channel_switches,
     contacts,
     deliveries,
@@ -59,7 +59,8 @@ from app.store.tables import (
 
 # Statuses a delivery can still leave, and `failed`, which waits for an operator: the backlog.
 BACKLOG_STATUSES = ("held", "pending", "sending", "failed")
-# The reason of deliveries held for the user's next digest email (app.core.routing.DIGEST).
+# The reason of deliveries held for the user's next digest email
+# (herald_server.core.routing.DIGEST).
 DIGEST = "digest"
 # A delivery the user has read in the inbox reports `read` once it has been sent.
 READABLE_STATUSES = ("sent", "delivered")

@@ -1,5 +1,8 @@
 """Forward-only, numbered SQL migrations, one folder per dialect (`migrations/<dialect>/`).
 
+The folder ships inside the package (`herald_server.migrations`) and is read with
+importlib.resources, so an installed wheel migrates without a checkout beside it.
+
 The caller holds a transaction and the dialect's migration lock, so a migration applies whole
 or not at all, and two migrators never race (the second finds nothing left to do).
 """
@@ -7,19 +10,20 @@ or not at all, and two migrators never race (the second finds nothing left to do
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = files("herald_server.migrations")
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-def pending_files(dialect: str, applied: set[int]) -> list[tuple[int, Path]]:
+def pending_files(dialect: str, applied: set[int]) -> list[tuple[int, Traversable]]:
     folder = MIGRATIONS_DIR / dialect
     found = []
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.iterdir(), key=lambda entry: entry.name):
         match = _NAME.match(path.name)
         if match and int(match.group(1)) not in applied:
             found.append((int(match.group(1)), path))

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from app.store.dialect import Dialect
+from herald_server.store.dialect import Dialect
 
 # Any constant works; it only has to be the same for every Herald migrator.
 MIGRATION_LOCK_KEY = 0x48455241  # "HERA"

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import codec
-from app.models import (
+from herald_server import codec
+from herald_server.models import (
     ADMIN_OWNER,
     Contact,
     EscalationStep,
@@ -21,9 +21,9 @@ from app.models import (
     TypeDefaults,
     Webhook,
 )
-from app.store import ProfileStore
-from app.store.base import SqlBase
-from app.store.tables import (
+from herald_server.store import ProfileStore
+from herald_server.store.base import SqlBase
+from herald_server.store.tables import (
     channel_switches,
     contacts,
     notification_types,

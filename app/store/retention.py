@@ -35,9 +35,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.store import RetentionReport, RetentionStore
-from app.store.base import CHUNK, SqlBase
-from app.store.tables import (
+from herald_server.store import RetentionReport, RetentionStore
+from herald_server.store.base import CHUNK, SqlBase
+from herald_server.store.tables import (
     deliveries,
     delivery_attempts,
     idempotency_keys,

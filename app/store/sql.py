@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import codec
-from app.errors import IdempotencyConflict, TooManyTopics
-from app.models import (
+from herald_server import codec
+from herald_server.errors import IdempotencyConflict, TooManyTopics
+from herald_server.models import (
     ADMIN_OWNER,
     EVERY_TYPE,
     Audience,
@@ -36,20 +36,20 @@ from app.models import (
     TopicAudience,
     now_ms,
 )
-from app.store import Backend, IdempotencyClaim, WantsInbox
-from app.store.audit import AuditQueries
-from app.store.base import CHUNK, SqlBase, chunks, notification_of
-from app.store.deliveries import DeliveryQueries
-from app.store.migrations import apply_migrations
-from app.store.postgres import (
+from herald_server.store import Backend, IdempotencyClaim, WantsInbox
+from herald_server.store.audit import AuditQueries
+from herald_server.store.base import CHUNK, SqlBase, chunks, notification_of
+from herald_server.store.deliveries import DeliveryQueries
+from herald_server.store.migrations import apply_migrations
+from herald_server.store.postgres import (
     IN_APP_SWITCHES,
     NOTIFICATION_COLUMNS,
     PUBLISH,
     driver_connection,
 )
-from app.store.profiles import ProfileQueries
-from app.store.retention import RetentionQueries
-from app.store.tables import (
+from herald_server.store.profiles import ProfileQueries
+from herald_server.store.retention import RetentionQueries
+from herald_server.store.tables import (
     channel_switches,
     idempotency_keys,
     inbox,
@@ -71,8 +71,8 @@ _STATE_COLUMNS: dict[str, tuple[str, bool]] = {
 }
 
 
-# Built once (SQLite's; PostgreSQL's is `app.store.postgres.IN_APP_SWITCHES`): on the publish
-# path, building and caching a fresh SELECT cost more than running it.
+# Built once (SQLite's; PostgreSQL's is `herald_server.store.postgres.IN_APP_SWITCHES`): on the
+# publish path, building and caching a fresh SELECT cost more than running it.
 _IN_APP_SWITCHES = select(
     channel_switches.c.owner, channel_switches.c.type, channel_switches.c.enabled
 ).where(
@@ -244,7 +244,7 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
     ) -> tuple[int, tuple[tuple[str, int], ...]]:
         """Store a notification that goes out now, with an inbox item for each of `inboxed`:
         its id and each target's seq. On PostgreSQL it is one statement whatever the number
-        of recipients (`app.store.postgres.PUBLISH`)."""
+        of recipients (`herald_server.store.postgres.PUBLISH`)."""
         offline = _offline(recipients, inboxed)
         if self._dialect.name != "postgresql":
             notification_id = await self._insert_notification(conn, draft, now, offline=offline)

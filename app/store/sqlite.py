@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from app.store.dialect import Dialect
+from herald_server.store.dialect import Dialect
 
 # Another process (a second `herald migrate`, say) may hold the file lock this long.
 BUSY_TIMEOUT_MS = 5000

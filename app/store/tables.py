@@ -1,7 +1,7 @@
 """SQLAlchemy Core tables, shared by both dialects.
 
 They mirror `migrations/<dialect>/*.sql`, which are what create them; `tests/store` checks that
-the two agree. Times are integer milliseconds (see `app.models`).
+the two agree. Times are integer milliseconds (see `herald_server.models`).
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from app.auth import bearer
-from app.core.render import parse_cursor
-from app.errors import OriginNotAllowed, Unauthenticated
-from app.models import Principal
-from app.services import services_of
+from herald_server.auth import bearer
+from herald_server.core.render import parse_cursor
+from herald_server.errors import OriginNotAllowed, Unauthenticated
+from herald_server.models import Principal
+from herald_server.services import services_of
 
 
 async def stream_principal(conn: HTTPConnection) -> Principal:

@@ -36,10 +36,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from app.core.hub import Hub
-from app.core.render import HEARTBEAT, Frame
-from app.services import services_of
-from app.streams._connect import resume_cursor, stream_principal
+from herald_server.core.hub import Hub
+from herald_server.core.render import HEARTBEAT, Frame
+from herald_server.services import services_of
+from herald_server.streams._connect import resume_cursor, stream_principal
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app import codec
-from app.core.hub import Admission
-from app.core.render import Frame
-from app.errors import NotFound, Problem, ValidationFailed
-from app.models import Principal
-from app.services import services_of
-from app.streams._connect import check_origin, resume_cursor, stream_principal
+from herald_server import codec
+from herald_server.core.hub import Admission
+from herald_server.core.render import Frame
+from herald_server.errors import NotFound, Problem, ValidationFailed
+from herald_server.models import Principal
+from herald_server.services import services_of
+from herald_server.streams._connect import check_origin, resume_cursor, stream_principal
 
 TOKEN_EXPIRED = 4001
 # RFC 6455 "service restart": reconnect (to another node) and resume.

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from app import codec
+from herald_server import codec
 
 # Above HERALD_MAX_BODY_BYTES (256 KB by default), valid JSON apart from its size.
 OVERSIZED_BYTES = 300 * 1024

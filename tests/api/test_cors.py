@@ -11,8 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from app.config import Settings
-from app.main import create_app
+from herald_server.config import Settings
+from herald_server.main import create_app
 from tests.conftest import auth, run_server
 from tests.helpers import assert_problem
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from app.config import ConfigError, Settings, from_env
-from app.main import create_app
+from herald_server.config import ConfigError, Settings, from_env
+from herald_server.main import create_app
 from tests.conftest import run_server
 from tests.helpers import assert_problem, publish
 

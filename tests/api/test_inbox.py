@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import Settings
+from herald_server.config import Settings
 from tests.conftest import auth
 from tests.helpers import assert_problem, inbox_of, publish, titles_of
 

@@ -14,9 +14,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from app.config import Settings
-from app.main import create_app
-from app.models import SCOPE_PUBLISH
+from herald_server.config import Settings
+from herald_server.main import create_app
+from herald_server.models import SCOPE_PUBLISH
 from tests.conftest import auth, run_server
 from tests.helpers import assert_problem, free_port, inbox_of, open_stream
 

@@ -16,12 +16,12 @@ import httpx
 import msgspec
 import pytest
 
-from app.api import schemas
-from app.api.openapi import document as openapi_document
-from app.auth import issue_unsubscribe_token
-from app.config import Settings, with_dev_vapid_key
-from app.main import create_app
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.api import schemas
+from herald_server.api.openapi import document as openapi_document
+from herald_server.auth import issue_unsubscribe_token
+from herald_server.config import Settings, with_dev_vapid_key
+from herald_server.main import create_app
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from tests.api.test_operations import HTTP_METHODS
 from tests.api.test_push_subscriptions import subscription
 from tests.conftest import auth, run_server

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from app.config import Settings
-from app.main import create_app
+from herald_server.config import Settings
+from herald_server.main import create_app
 from tests.conftest import token_for
 from tests.helpers import assert_problem, open_stream, publish
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from joserfc import jwk, jwt
 
-from app.config import Settings
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.config import Settings
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from tests.conftest import auth, token_for
 from tests.helpers import assert_problem, inbox_of, open_stream, publish, titles_of
 

@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from app.config import Settings, with_dev_vapid_key
-from app.main import create_app
+from herald_server.config import Settings, with_dev_vapid_key
+from herald_server.main import create_app
 from tests.api.bodies import MALFORMED, get_json, malformed, send_malformed
 from tests.conftest import run_server
 from tests.helpers import assert_problem

@@ -12,10 +12,10 @@ import anyio
 import httpx
 import pytest
 
-from app.auth import Authenticator
-from app.config import Settings
-from app.main import create_app
-from app.models import Principal
+from herald_server.auth import Authenticator
+from herald_server.config import Settings
+from herald_server.main import create_app
+from herald_server.models import Principal
 from tests.api.bodies import MALFORMED, malformed, send_malformed
 from tests.conftest import run_server
 from tests.helpers import assert_problem, open_stream

@@ -13,8 +13,8 @@ import anyio
 import httpx
 import pytest
 
-from app.config import Settings
-from app.models import SCOPE_PUBLISH
+from herald_server.config import Settings
+from herald_server.models import SCOPE_PUBLISH
 from tests.api.bodies import MALFORMED, get_json, malformed, send_malformed
 from tests.conftest import auth
 from tests.helpers import assert_problem

@@ -2,7 +2,7 @@
 
 Python's `$` matches before a final newline, and msgspec matches patterns with `re.search`, so
 `^…$` alone let "alice\\n" pass as a user id and "deploys\\n" as a topic. Each case here was
-accepted before `app.api.schemas.END` and the `fullmatch` of path names.
+accepted before `herald_server.api.schemas.END` and the `fullmatch` of path names.
 """
 
 from __future__ import annotations

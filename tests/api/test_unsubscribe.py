@@ -12,9 +12,9 @@ import httpx
 import pytest
 from joserfc import jwk, jwt
 
-from app import codec
-from app.auth import UNSUBSCRIBE_AUDIENCE, UNSUBSCRIBE_TYP, issue_unsubscribe_token
-from app.config import Settings
+from herald_server import codec
+from herald_server.auth import UNSUBSCRIBE_AUDIENCE, UNSUBSCRIBE_TYP, issue_unsubscribe_token
+from herald_server.config import Settings
 from tests.api.bodies import get_json
 from tests.conftest import token_for
 from tests.helpers import assert_problem

@@ -17,9 +17,9 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from app.config import Settings
-from app.main import create_app
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.config import Settings
+from herald_server.main import create_app
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from tests.conftest import SECRET, LiveServer, auth, run_server
 
 CHROMIUM = "/usr/bin/chromium"

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext
 
-from app.config import Settings
-from app.main import create_app
+from herald_server.config import Settings
+from herald_server.main import create_app
 from tests.browser.conftest import Herald, PageErrors
 from tests.browser.test_pages import open_admin
 from tests.conftest import auth, run_server

@@ -12,8 +12,8 @@ import pytest
 from playwright.async_api import BrowserContext, Page, Route, WebSocketRoute
 from sse_starlette.sse import AppStatus
 
-from app.config import Settings
-from app.main import create_app
+from herald_server.config import Settings
+from herald_server.main import create_app
 from tests.browser.conftest import (
     Herald,
     OpenPage,

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page
 
-from app.config import Settings, with_dev_vapid_key
-from app.main import create_app
+from herald_server.config import Settings, with_dev_vapid_key
+from herald_server.main import create_app
 from tests.browser.conftest import Herald, OpenPage
 from tests.conftest import auth, run_server
 from tests.servers.push import PushService, push_service

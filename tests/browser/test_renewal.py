@@ -9,7 +9,7 @@ import anyio
 import pytest
 from playwright.async_api import BrowserContext, Request
 
-from app.config import Settings
+from herald_server.config import Settings
 from tests.browser.conftest import Herald, OpenPage, wait_for_titles
 
 pytestmark = pytest.mark.anyio

@@ -9,9 +9,9 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from app.bus import BusStats, EventBus, open_bus
-from app.errors import BusUnavailable
-from app.models import LiveEvent
+from herald_server.bus import BusStats, EventBus, open_bus
+from herald_server.errors import BusUnavailable
+from herald_server.models import LiveEvent
 from tests.cluster.harness import OwnRedis
 from tests.conftest import REDIS_URL
 from tests.helpers import free_port

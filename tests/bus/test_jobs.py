@@ -18,8 +18,8 @@ import anyio.lowlevel
 import pytest
 from redis.asyncio import Redis
 
-from app.bus import Job, JobQueue, open_queue
-from app.errors import BusUnavailable
+from herald_server.bus import Job, JobQueue, open_queue
+from herald_server.errors import BusUnavailable
 from tests.conftest import REDIS_URL
 from tests.helpers import free_port
 

@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import anyio
 import pytest
 
-from app.channels import EmailAddress, EmailContent, Message, Outcome
-from app.channels.email import EmailChannel, parse_smtp_url
-from app.config import ConfigError
+from herald_server.channels import EmailAddress, EmailContent, Message, Outcome
+from herald_server.channels.email import EmailChannel, parse_smtp_url
+from herald_server.config import ConfigError
 from tests.helpers import free_port, silent_port
 from tests.servers.smtp import Tls, smtp_server, write_certificate
 

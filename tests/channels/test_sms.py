@@ -9,9 +9,9 @@ import anyio
 import httpx
 import pytest
 
-from app.channels import Message, Outcome, PhoneNumber, SmsContent
-from app.channels.sms import TwilioChannel, parse_sms_url, valid_signature
-from app.config import ConfigError
+from herald_server.channels import Message, Outcome, PhoneNumber, SmsContent
+from herald_server.channels.sms import TwilioChannel, parse_sms_url, valid_signature
+from herald_server.config import ConfigError
 from tests.helpers import free_port, silent_port
 from tests.servers.twilio import fake_twilio
 

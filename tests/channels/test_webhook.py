@@ -13,8 +13,8 @@ from datetime import datetime
 import anyio
 import pytest
 
-from app.channels import Message, Outcome, WebhookContent, WebhookTarget
-from app.channels.webhook import EXCERPT_CHARS, WebhookChannel
+from herald_server.channels import Message, Outcome, WebhookContent, WebhookTarget
+from herald_server.channels.webhook import EXCERPT_CHARS, WebhookChannel
 from tests.servers.webhook import REDIRECT_TARGET, WebhookReceiver, webhook_receiver
 
 pytestmark = pytest.mark.anyio

@@ -18,9 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwk, jwt
 
-from app.channels import Message, Outcome, PushContent, PushTarget
-from app.channels.webpush import WebPushChannel, vapid_public_key
-from app.config import ConfigError, Settings, with_dev_vapid_key
+from herald_server.channels import Message, Outcome, PushContent, PushTarget
+from herald_server.channels.webpush import WebPushChannel, vapid_public_key
+from herald_server.config import ConfigError, Settings, with_dev_vapid_key
 from tests.servers.push import MAX_BODY_BYTES, PushService, push_service
 
 pytestmark = pytest.mark.anyio

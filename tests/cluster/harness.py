@@ -22,7 +22,7 @@ from typing import IO
 import anyio
 import httpx
 
-from app.config import Settings
+from herald_server.config import Settings
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +109,11 @@ def herald(
     Its stdout goes to `output`; its stderr too when that is a file, else to the test's."""
     errors = output if not isinstance(output, int) else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", *args], env=env, cwd=ROOT, stdout=output, stderr=errors
+        [sys.executable, "-m", "herald_server", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=output,
+        stderr=errors,
     )
     try:
         yield process

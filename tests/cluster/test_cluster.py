@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from app.config import Settings
+from herald_server.config import Settings
 from tests.cluster.harness import Node, OwnRedis, cluster
 from tests.conftest import REDIS_URL, token_for
 from tests.helpers import open_stream

@@ -25,9 +25,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from app import codec
-from app.config import Settings
-from app.models import SCOPE_PUBLISH
+from herald_server import codec
+from herald_server.config import Settings
+from herald_server.models import SCOPE_PUBLISH
 from tests.cluster.harness import Node, herald, node_env, wait_healthy
 from tests.conftest import REDIS_URL, token_for
 from tests.helpers import SseReader, free_port

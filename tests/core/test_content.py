@@ -7,10 +7,17 @@ from typing import Any
 
 import pytest
 
-from app.channels import EmailContent, PushContent, SmsContent, WebhookContent
-from app.core.content import MAX_SMS_CHARS, PUSH_TTL_SECONDS, channel_content
-from app.core.templates import render
-from app.models import EVERY_TYPE, Delivery, DeliveryTask, Notification, Priority, Template
+from herald_server.channels import EmailContent, PushContent, SmsContent, WebhookContent
+from herald_server.core.content import MAX_SMS_CHARS, PUSH_TTL_SECONDS, channel_content
+from herald_server.core.templates import render
+from herald_server.models import (
+    EVERY_TYPE,
+    Delivery,
+    DeliveryTask,
+    Notification,
+    Priority,
+    Template,
+)
 
 NOW = 1_750_000_000_000
 TEMPLATE = Template(

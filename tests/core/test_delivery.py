@@ -1,8 +1,9 @@
 """Making attempts (app/core/delivery.py) against a real store on both dialects.
 
-The channel is a stand-in for a provider, written here: it implements `app.channels.Channel`
-and answers what each test tells it to. Herald's own store and job queue are the real ones;
-time is a clock the test moves by hand, except where a real timeout is the point.
+The channel is a stand-in for a provider, written here: it implements
+`herald_server.channels.Channel` and answers what each test tells it to. Herald's own store and
+job queue are the real ones; time is a clock the test moves by hand, except where a real timeout
+is the point.
 """
 
 from __future__ import annotations
@@ -15,20 +16,27 @@ from typing import cast
 import anyio
 import pytest
 
-from app.bus.memory import MemoryJobQueue
-from app.bus.redis import RedisJobQueue
-from app.channels import Channel, Message, Outcome, PushTarget, WebhookContent, WebhookTarget
-from app.core.delivery import (
+from herald_server.bus.memory import MemoryJobQueue
+from herald_server.bus.redis import RedisJobQueue
+from herald_server.channels import (
+    Channel,
+    Message,
+    Outcome,
+    PushTarget,
+    WebhookContent,
+    WebhookTarget,
+)
+from herald_server.core.delivery import (
     Deliverer,
     Dispatcher,
     RetryPolicy,
     delivery_key,
     parse_delivery_key,
 )
-from app.core.preferences import wants_inbox
-from app.core.routing import Router
-from app.models import Delivery, DeliveryAttempt, DeliveryQuery, Draft, Recipients
-from app.store import Backend, Store
+from herald_server.core.preferences import wants_inbox
+from herald_server.core.routing import Router
+from herald_server.models import Delivery, DeliveryAttempt, DeliveryQuery, Draft, Recipients
+from herald_server.store import Backend, Store
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.anyio
@@ -219,7 +227,7 @@ async def test_a_channel_that_raises_is_retried_as_an_internal_error(
     async def broken(message: Message) -> Outcome:
         raise RuntimeError("bug in a channel")
 
-    with caplog.at_level(logging.ERROR, logger="app.core.delivery"):
+    with caplog.at_level(logging.ERROR, logger="herald_server.core.delivery"):
         assert await deliverer(store, FakeChannel(broken), Clock(T0)).attempt(delivery_id)
 
     delivery, history = await state(store, delivery_id)
@@ -449,7 +457,10 @@ async def test_while_the_queue_is_down_a_tick_warns_and_deliveries_wait_in_the_s
     down = RedisJobQueue(f"redis://127.0.0.1:{free_port()}/0", "herald-test:jobs", 10)
     router = Router(frozenset({"webhook"}))
     try:
-        with caplog.at_level(logging.WARNING, logger="app.core.delivery"), anyio.fail_after(5):
+        with (
+            caplog.at_level(logging.WARNING, logger="herald_server.core.delivery"),
+            anyio.fail_after(5),
+        ):
             assert await Dispatcher(backend(store), down, router, 60_000).tick(T0) == 1
     finally:
         await down.aclose()

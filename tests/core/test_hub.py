@@ -16,12 +16,12 @@ from typing import Any
 import anyio
 import pytest
 
-from app import codec
-from app.core.hub import Hub, StreamLimits
-from app.core.render import HEARTBEAT, Frame, published_event, state_event
-from app.errors import TooManyStreams
-from app.models import Draft, Everyone, LiveEvent, Published, Recipients, iso, now_ms
-from app.store import Store
+from herald_server import codec
+from herald_server.core.hub import Hub, StreamLimits
+from herald_server.core.render import HEARTBEAT, Frame, published_event, state_event
+from herald_server.errors import TooManyStreams
+from herald_server.models import Draft, Everyone, LiveEvent, Published, Recipients, iso, now_ms
+from herald_server.store import Store
 
 pytestmark = pytest.mark.anyio
 

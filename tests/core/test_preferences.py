@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from app.core.preferences import (
+from herald_server.core.preferences import (
     BUILT_IN,
     channel_enabled,
     format_clock,
@@ -20,8 +20,15 @@ from app.core.preferences import (
     wants_inbox,
     zone,
 )
-from app.errors import ValidationFailed
-from app.models import CHANNELS, EVERY_TYPE, DigestFrequency, Preferences, QuietHours, Switches
+from herald_server.errors import ValidationFailed
+from herald_server.models import (
+    CHANNELS,
+    EVERY_TYPE,
+    DigestFrequency,
+    Preferences,
+    QuietHours,
+    Switches,
+)
 
 HOUR = 3600
 

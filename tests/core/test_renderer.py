@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from app.core.renderer import TemplateRenderer
-from app.core.templates import render
-from app.errors import MissingTemplateVariable, TemplateError
-from app.models import Template
+from herald_server.core.renderer import TemplateRenderer
+from herald_server.core.templates import render
+from herald_server.errors import MissingTemplateVariable, TemplateError
+from herald_server.models import Template
 
 pytestmark = pytest.mark.anyio
 

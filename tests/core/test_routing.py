@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from app.core.routing import Router, release
-from app.models import (
+from herald_server.core.routing import Router, release
+from herald_server.models import (
     DELIVERY_CHANNELS,
     EVERY_TYPE,
     Contact,

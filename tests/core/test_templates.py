@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from app import codec
-from app.core.templates import MAX_RENDERED_CHARS, Rendered, check, locale_chain, render
-from app.errors import MissingTemplateVariable, TemplateError
-from app.models import Template
+from herald_server import codec
+from herald_server.core.templates import MAX_RENDERED_CHARS, Rendered, check, locale_chain, render
+from herald_server.errors import MissingTemplateVariable, TemplateError
+from herald_server.models import Template
 
 ORDER = {
     "default_locale": "en",

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from app.config import Settings, with_dev_vapid_key
-from app.main import create_app
-from app.models import SCOPE_PUBLISH
-from app.services import Services
+from herald_server.config import Settings, with_dev_vapid_key
+from herald_server.main import create_app
+from herald_server.models import SCOPE_PUBLISH
+from herald_server.services import Services
 from tests.conftest import auth, run_server
 from tests.servers.push import PushService, push_service
 from tests.servers.smtp import SmtpServer, smtp_server

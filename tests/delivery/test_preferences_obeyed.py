@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import anyio
 import pytest
 
-from app.config import Settings
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.config import Settings
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from tests.conftest import auth
 from tests.delivery.conftest import (
     Node,

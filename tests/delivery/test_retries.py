@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from app.config import Settings
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.config import Settings
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from tests.conftest import auth
 from tests.delivery.conftest import BACKOFF, Node, Providers, call, publish, register_webhook
 from tests.helpers import assert_problem, eventually

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import Settings
-from app.main import create_app
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.config import Settings
+from herald_server.main import create_app
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from tests.conftest import auth, run_server
 from tests.delivery.conftest import Node, Providers, call, delivery_settings
 from tests.helpers import assert_problem, eventually, free_port

@@ -13,9 +13,9 @@ import anyio
 import httpx
 import pytest
 
-from app.config import Settings
-from app.main import create_app
-from app.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.config import Settings
+from herald_server.main import create_app
+from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
 from tests.cluster.harness import herald_worker, node_env
 from tests.conftest import REDIS_URL, auth, run_server
 from tests.delivery.conftest import call

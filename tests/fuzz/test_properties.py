@@ -23,11 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.requests import HTTPConnection
 
-from app import codec
-from app.core.render import EVENT_NAMES, MAX_CURSOR_DIGITS, Frame, parse_cursor
-from app.errors import InvalidCursor
-from app.streams import sse, ws
-from app.streams._connect import resume_cursor
+from herald_server import codec
+from herald_server.core.render import EVENT_NAMES, MAX_CURSOR_DIGITS, Frame, parse_cursor
+from herald_server.errors import InvalidCursor
+from herald_server.streams import sse, ws
+from herald_server.streams._connect import resume_cursor
 
 # Deterministic and bounded: the same cases on every run, the whole file in a few seconds.
 PROPERTY = settings(max_examples=300, deadline=None, database=None, derandomize=True)

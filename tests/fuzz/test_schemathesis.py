@@ -29,9 +29,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.config import Settings
-from app.main import create_app
-from app.models import SCOPE_ADMIN
+from herald_server.config import Settings
+from herald_server.main import create_app
+from herald_server.models import SCOPE_ADMIN
 from tests.conftest import LiveServer, auth, run_server, token_for
 from tests.helpers import free_port
 

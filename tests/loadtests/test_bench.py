@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from app.config import Settings
+from herald_server.config import Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -16,9 +16,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from app.config import Settings
-from app.errors import IdempotencyConflict
-from app.models import (
+from herald_server.config import Settings
+from herald_server.errors import IdempotencyConflict
+from herald_server.models import (
     Audience,
     Counts,
     Draft,
@@ -32,7 +32,7 @@ from app.models import (
     TopicAudience,
     now_ms,
 )
-from app.store import IdempotencyClaim, Store, open_store
+from herald_server.store import IdempotencyClaim, Store, open_store
 
 pytestmark = pytest.mark.anyio
 

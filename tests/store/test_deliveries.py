@@ -16,10 +16,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from app.config import Settings
-from app.core.preferences import wants_inbox
-from app.core.routing import Router, release
-from app.models import (
+from herald_server.config import Settings
+from herald_server.core.preferences import wants_inbox
+from herald_server.core.routing import Router, release
+from herald_server.models import (
     EVERY_TYPE,
     Contact,
     Delivery,
@@ -36,7 +36,7 @@ from app.models import (
     RoutingRequest,
     TypeDefaults,
 )
-from app.store import Backend, Planner, Store, open_store
+from herald_server.store import Backend, Planner, Store, open_store
 
 pytestmark = pytest.mark.anyio
 

@@ -16,10 +16,10 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config import Settings
-from app.store import Store, open_store
-from app.store.migrations import statements
-from app.store.tables import metadata
+from herald_server.config import Settings
+from herald_server.store import Store, open_store
+from herald_server.store.migrations import statements
+from herald_server.store.tables import metadata
 from tests.conftest import PG_URL, SECRET
 
 pytestmark = pytest.mark.anyio

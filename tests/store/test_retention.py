@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config import Settings
-from app.core.preferences import wants_inbox
-from app.core.scheduler import DAY_MS, Retention, Scheduler
-from app.models import Draft, InboxItem, Recipients, now_ms
-from app.store import Backend, Store, open_store
-from app.store.migrations import MIGRATIONS_DIR, statements
-from app.store.retention import month_partition
+from herald_server.config import Settings
+from herald_server.core.preferences import wants_inbox
+from herald_server.core.scheduler import DAY_MS, Retention, Scheduler
+from herald_server.models import Draft, InboxItem, Recipients, now_ms
+from herald_server.store import Backend, Store, open_store
+from herald_server.store.migrations import MIGRATIONS_DIR, statements
+from herald_server.store.retention import month_partition
 from tests.conftest import PG_URL, SECRET
 from tests.store.test_deliveries import planner, with_webhook
 from tests.store.test_migrations import _create_database, _drop_database, _with_database
@@ -265,7 +265,9 @@ async def test_migration_0004_keeps_rows_and_ids_and_the_sequence_goes_on(
 ) -> None:
     first = [
         (path.name, statements(path.read_text()))
-        for path in sorted((MIGRATIONS_DIR / "postgresql").iterdir())[:3]
+        for path in sorted((MIGRATIONS_DIR / "postgresql").iterdir(), key=lambda entry: entry.name)[
+            :3
+        ]
     ]
     conn = await asyncpg.connect(pg_database)
     try:

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
-from app.main import create_app
-from app.models import SCOPE_PUBLISH
+from herald_server.config import Settings
+from herald_server.main import create_app
+from herald_server.models import SCOPE_PUBLISH
 from tests.conftest import auth, run_server
 from tests.helpers import assert_problem, free_port
 

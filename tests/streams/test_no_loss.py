@@ -18,7 +18,7 @@ import anyio
 import httpx
 import pytest
 
-from app.config import Settings
+from herald_server.config import Settings
 from tests.conftest import token_for
 from tests.noloss import Client, Run, poll_session, sse_session, verify, ws_session
 

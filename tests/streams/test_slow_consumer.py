@@ -23,11 +23,11 @@ import anyio
 import httpx
 import pytest
 
-from app import codec
-from app.config import Settings
-from app.core.hub import Hub
-from app.main import create_app
-from app.services import Services
+from herald_server import codec
+from herald_server.config import Settings
+from herald_server.core.hub import Hub
+from herald_server.main import create_app
+from herald_server.services import Services
 from tests.conftest import run_server, token_for
 from tests.helpers import SseReader, eventually, open_stream, publish
 
@@ -52,7 +52,8 @@ CONCURRENCY = 4
 FAST_LAG = 3.0
 TEST_DEADLINE = 60
 
-# One complete notification frame as app.streams.sse encodes it (data is one line of JSON).
+# One complete notification frame as herald_server.streams.sse encodes it (data is one line of
+# JSON).
 NOTIFICATION_FRAME = re.compile(rb"id: (\d+)\nevent: notification\ndata: ([^\n]*)\n\n")
 
 

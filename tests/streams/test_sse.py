@@ -8,8 +8,8 @@ import anyio
 import httpx
 import pytest
 
-from app.config import Settings
-from app.main import create_app
+from herald_server.config import Settings
+from herald_server.main import create_app
 from tests.conftest import auth, run_server, token_for
 from tests.helpers import SseReader, open_stream, publish
 

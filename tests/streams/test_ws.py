@@ -12,8 +12,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from app import codec
-from app.config import Settings
+from herald_server import codec
+from herald_server.config import Settings
 from tests.conftest import token_for
 from tests.helpers import open_stream, publish
 
