@@ -146,9 +146,10 @@ def wait_ready(url: str, process: subprocess.Popen[str]) -> None:
 def test_an_installed_wheel_migrates_and_serves_its_pages(served: str, workdir: Path) -> None:
     assert (workdir / "herald.db").is_file()
     for path, marker in (
-        ("/", "<herald-bell"),
+        ("/", "herald-bell"),
         ("/admin", "<title>"),
-        ("/static/herald.js", "EventSource"),
+        ("/static/herald.js", "HeraldClient"),
+        ("/static/herald/client.js", "EventSource"),
         ("/openapi.json", '"openapi"'),
     ):
         response = httpx.get(served + path, timeout=10)
