@@ -4,7 +4,8 @@ specifies.
 `webhook-id` is the delivery's key, the same on every retry, so a receiver that dedupes on it
 acts on each notification once however often Herald has to try. A receiver's 2xx counts as
 delivered: nobody comes after it. Redirects are never followed: the URL was checked against
-Herald's own network (herald_server.netguard), the Location it points to was not.
+Herald's own network (herald_server.netguard), the Location it points to was not. Each
+connection goes to an address checked on the same resolution (herald_server.channels.pinned).
 
 The request helpers below the channel are shared with the Web Push channel: both POST to URLs
 that users chose, so both bound the whole exchange and how much of the answer they read.
@@ -26,8 +27,9 @@ import httpx
 
 from herald_server import __version__, codec
 from herald_server.channels import Channel, Message, Outcome, WebhookContent, WebhookTarget
+from herald_server.channels.pinned import PinnedBackend, PinnedTransport
 from herald_server.errors import TargetNotAllowed
-from herald_server.netguard import check_target
+from herald_server.netguard import Resolver, parse_target, system_resolve
 
 USER_AGENT = f"Herald/{__version__}"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
@@ -39,17 +41,18 @@ EXCERPT_BYTES = 4 * EXCERPT_CHARS
 
 
 class WebhookChannel:
-    def __init__(self, timeout: float, allow_private: bool) -> None:
+    def __init__(
+        self, timeout: float, allow_private: bool, resolve: Resolver = system_resolve
+    ) -> None:
         self._timeout = timeout
-        self._allow_private = allow_private
-        self._client = new_client(timeout)
+        self._client = new_client(timeout, allow_private, resolve)
 
     async def send(self, message: Message) -> Outcome:
         target, content = message.target, message.content
         assert isinstance(target, WebhookTarget), "the webhook channel sends to WebhookTargets"
         assert isinstance(content, WebhookContent), "the webhook channel sends WebhookContent"
         try:
-            await check_target(target.url, allow_private=self._allow_private)
+            parse_target(target.url, require_https=False)
             body, headers = _signed_request(message.key, target.secret, content)
         except (TargetNotAllowed, ValueError) as exc:
             return Outcome("failed", str(exc))
@@ -127,9 +130,15 @@ class Reply:
         return f"{status}: {self.excerpt}" if self.excerpt else status
 
 
-def new_client(timeout: float) -> httpx.AsyncClient:
-    """One per channel, reused, so connections to a provider stay open between deliveries."""
+def new_client(timeout: float, allow_private: bool, resolve: Resolver) -> httpx.AsyncClient:
+    """One per channel, reused, so connections to a provider stay open between deliveries.
+
+    Every connection is pinned to a vetted address. The environment's proxy settings are
+    ignored (trust_env): a proxy would resolve the name again, wherever it points.
+    """
     return httpx.AsyncClient(
+        transport=PinnedTransport(PinnedBackend(allow_private, resolve)),
+        trust_env=False,
         timeout=timeout,
         follow_redirects=False,
         # The answer is read raw (decompressing could expand it without bound): ask for it plain.
@@ -153,6 +162,8 @@ async def post(
         return Outcome("retry", f"no answer within {seconds:g} s")
     except httpx.TransportError as exc:
         return Outcome("retry", f"{type(exc).__name__}: {exc}".removesuffix(": "))
+    except TargetNotAllowed as exc:
+        return Outcome("failed", str(exc))
     return Reply(response.status_code, response.headers, _excerpt(head))
 
 

@@ -29,7 +29,7 @@ from herald_server.channels import Channel, Message, Outcome, PushContent, PushT
 from herald_server.channels.webhook import Reply, new_client, post, retry_after
 from herald_server.config import ConfigError
 from herald_server.errors import TargetNotAllowed
-from herald_server.netguard import check_target
+from herald_server.netguard import Resolver, parse_target, system_resolve
 
 # Push services refuse larger request bodies (RFC 8030 §7.2 asks them to accept at least this).
 MAX_BODY_BYTES = 4096
@@ -52,21 +52,24 @@ MAX_VAPID_ORIGINS = 64
 
 class WebPushChannel:
     def __init__(
-        self, vapid_private_key: str, subject: str, timeout: float, allow_private: bool
+        self,
+        vapid_private_key: str,
+        subject: str,
+        timeout: float,
+        allow_private: bool,
+        resolve: Resolver = system_resolve,
     ) -> None:
         self._vapid = _VapidSigner(_private_key(vapid_private_key), _checked_subject(subject))
         self._timeout = timeout
         self._allow_private = allow_private
-        self._client = new_client(timeout)
+        self._client = new_client(timeout, allow_private, resolve)
 
     async def send(self, message: Message) -> Outcome:
         target, content = message.target, message.content
         assert isinstance(target, PushTarget), "the push channel sends to PushTargets"
         assert isinstance(content, PushContent), "the push channel sends PushContent"
         try:
-            await check_target(
-                target.endpoint, allow_private=self._allow_private, require_https=True
-            )
+            parse_target(target.endpoint, require_https=not self._allow_private)
         except TargetNotAllowed as exc:
             return Outcome("failed", str(exc))
         body = _encrypted_body(content, target)

@@ -176,13 +176,13 @@ def _url(port: int, auth: tuple[str, str] | None, tls: Tls, cafile: Path | None)
     return f"{scheme}://{userinfo}127.0.0.1:{port}" + (f"?{urlencode(query)}" if query else "")
 
 
-def write_certificate(directory: Path) -> Path:
-    """A self-signed certificate for 127.0.0.1 and localhost (cert.pem, key.pem in
+def write_certificate(directory: Path, host_name: str = "localhost") -> Path:
+    """A self-signed certificate for 127.0.0.1 and `host_name` (cert.pem, key.pem in
     `directory`); its path, for clients to trust."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Herald test SMTP server")])
     now = datetime.now(UTC)
-    alt_names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    alt_names = [x509.DNSName(host_name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
