@@ -133,7 +133,8 @@ class Authenticator:
         if any(_has_audience(claims, audience) for audience in SINGLE_PURPOSE.values()):
             raise Unauthenticated("this token is for one purpose only")
         _validate(claims, self._api_claims)
-        return Principal(_subject(claims), _scopes(claims), _expires_at_ms(claims))
+        subject, expires_at = _subject(claims), _expires_at_ms(claims)
+        return Principal(subject, _scopes(claims), expires_at, topics=_topics(claims))
 
     def issue_stream_token(self, principal: Principal, now: int | None = None) -> tuple[str, int]:
         """A token for `?token=` and its expiry in ms.
@@ -412,6 +413,16 @@ def _scopes(claims: dict[str, Any]) -> frozenset[str]:
         else:
             raise Unauthenticated(f"malformed {name} claim")
     return frozenset(found)
+
+
+def _topics(claims: dict[str, Any]) -> frozenset[str]:
+    """The private topics the `topics` claim (a list of names) lets the user join."""
+    value = claims.get("topics")
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Unauthenticated("malformed topics claim")
+    return frozenset(value)
 
 
 def _expires_at_ms(claims: dict[str, Any]) -> int:

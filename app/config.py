@@ -66,8 +66,8 @@ class Settings:
     max_notification_bytes: int = 10 * 1024
     max_recipients: int = 10_000
     # Token buckets, per second with a burst on top; 0 turns a limit off. A publisher's
-    # requests, and the notifications one recipient is sent by name (topics and broadcasts
-    # are fan-out by design and not counted per recipient).
+    # requests, and the notifications one publisher sends one recipient by name (topics and
+    # broadcasts are fan-out by design, and a send to oneself hurts no one: not counted).
     publish_rate: float = 500.0
     publish_burst: int = 1000
     recipient_rate: float = 10.0

@@ -41,6 +41,8 @@ class Principal:
     scopes: frozenset[str] = frozenset()
     expires_at: int | None = None
     issued_at: int | None = None
+    # Private topics the token's `topics` claim lets this user join by themself.
+    topics: frozenset[str] = frozenset()
 
     def can(self, scope: str) -> bool:
         return scope in self.scopes or SCOPE_ADMIN in self.scopes
@@ -174,6 +176,8 @@ class Published:
     targets: tuple[tuple[str, int], ...] = ()
     scheduled: bool = False
     replayed: bool = False
+    # Named recipients left out because this publisher's bucket for them was empty.
+    rate_limited: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +202,7 @@ class Topic:
     name: str
     subscribed: bool
     subscribers: int
+    private: bool = False
 
 
 # --- delivery beyond the browser -----------------------------------------------------------

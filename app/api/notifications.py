@@ -110,11 +110,15 @@ async def publish(request: Request) -> Response:
             str(published.notification_id),
             {"type": draft.type, "recipients": published.recipients},
         )
-    result = {
+    result: dict[str, object] = {
         "id": str(published.notification_id),
         "recipients": published.recipients,
         "scheduled": published.scheduled,
     }
+    if published.rate_limited:
+        result["skipped"] = [
+            {"recipient": user, "reason": "rate_limited"} for user in published.rate_limited
+        ]
     return json_response(result, 202, headers)
 
 

@@ -43,6 +43,7 @@ def _param(name: str, where: str = "query", schema: dict[str, Any] | None = None
 
 _ID = _param("id", "path", {"type": "string", "pattern": "^[0-9]{1,18}$"})
 _CURSOR: dict[str, Any] = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+_TOPIC_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 _BOOL: dict[str, Any] = {"type": "string", "enum": ["true", "false", "1", "0"]}
 
 
@@ -60,7 +61,7 @@ def _paths() -> dict[str, Any]:
                 parameters=[
                     _param("Idempotency-Key", "header", {"type": "string", "maxLength": 200})
                 ],
-                errors=(400, 401, 403, 409, 413, 415, 422, 503),
+                errors=(400, 401, 403, 409, 413, 415, 422, 429, 503),
             ),
             "get": _op(
                 "The caller's inbox, newest first; with after=, what is newer, oldest first",
@@ -171,16 +172,46 @@ def _paths() -> dict[str, Any]:
             }
         },
         "/api/topics": {
-            "get": _op("Topics, and whether the caller subscribes", (200, "TopicList"))
+            "get": _op(
+                "Topics the caller may see, by name, and whether the caller subscribes",
+                (200, "TopicList"),
+                parameters=[
+                    _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 100}),
+                    _param("after", schema={"type": "string", "pattern": _TOPIC_PATTERN}),
+                ],
+                errors=(400, 401),
+            )
         },
         "/api/topics/{name}/subscription": {
             "parameters": [_param("name", "path")],
             "put": _op(
-                "Subscribe the caller (200: already subscribed)",
+                "Subscribe the caller (200: already subscribed; 404: a private topic)",
                 (201, "SubscriptionOut"),
                 also=(200,),
             ),
             "delete": _op("Unsubscribe the caller", (204, None)),
+        },
+        "/api/topics/{name}/access": {
+            "parameters": [_param("name", "path")],
+            "put": _op(
+                "Make a topic private or public (publish scope; 201: the topic is new)",
+                (200, "TopicAccessOut"),
+                also=(201,),
+                requestBody=_body("TopicAccessBody"),
+                errors=(400, 401, 403, 404, 413, 415, 422),
+            ),
+        },
+        "/api/topics/{name}/subscribers/{user}": {
+            "parameters": [_param("name", "path"), _USER],
+            "put": _op(
+                "Subscribe a user, to a private topic too (publish scope; 200: already was)",
+                (201, "SubscriptionOut"),
+                also=(200,),
+                errors=(400, 401, 403, 404, 415, 422),
+            ),
+            "delete": _op(
+                "Unsubscribe a user (publish scope)", (204, None), errors=(401, 403, 404)
+            ),
         },
         "/healthz": {"get": _op("The process is alive", (200, "Health"), errors=())},
         "/readyz": {"get": _op("Store and bus reachability", (200, "Health"), errors=(503,))},

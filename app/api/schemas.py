@@ -287,10 +287,22 @@ class EmptyBody(Struct, forbid_unknown_fields=True):
     pass
 
 
-class PublishResult(Struct):
+class SkippedRecipient(Struct):
+    """A named recipient this publish did not reach: `rate_limited` when the publisher's
+    bucket for that recipient was empty (the others were reached all the same)."""
+
+    recipient: str
+    reason: Literal["rate_limited"]
+
+
+class PublishResult(Struct, omit_defaults=True):
+    """`recipients` counts those reached; `skipped`, only there when some were left out,
+    says who and why."""
+
     id: str
     recipients: int
     scheduled: bool
+    skipped: list[SkippedRecipient] = []
 
 
 class NotificationFields(Struct):
@@ -391,14 +403,32 @@ class AuditPage(Struct):
     next_cursor: str | None
 
 
-class TopicOut(Struct):
+class TopicOut(Struct, omit_defaults=True):
+    """`subscribers` is shown to publishers and admins only."""
+
     name: str
     subscribed: bool
-    subscribers: int
+    private: bool
+    subscribers: int | None = None
 
 
 class TopicList(Struct):
+    """By name; `next_cursor` goes in `after=` for the next page (null on the last)."""
+
     items: list[TopicOut]
+    next_cursor: str | None
+
+
+class TopicAccessBody(Struct, forbid_unknown_fields=True):
+    """A private topic is joined only through the backend or a token claim naming it."""
+
+    private: bool
+
+
+class TopicAccessOut(Struct):
+    name: str
+    private: bool
+    subscribers: int
 
 
 class SubscriptionOut(Struct):
@@ -443,6 +473,7 @@ SCHEMAS: tuple[type[Struct], ...] = (
     DeliveryPage,
     DeliveryDetail,
     UpToBody,
+    SkippedRecipient,
     PublishResult,
     NotificationOut,
     NotificationPage,
@@ -457,6 +488,8 @@ SCHEMAS: tuple[type[Struct], ...] = (
     AuditPage,
     TopicOut,
     TopicList,
+    TopicAccessBody,
+    TopicAccessOut,
     SubscriptionOut,
     ProblemDoc,
     Health,

@@ -92,10 +92,11 @@ class RateLimiter(Protocol):
     """Token buckets shared by every node that uses the same backend: one per key, holding at
     most `burst` tokens and refilled at `rate` per second."""
 
-    async def take(self, keys: Sequence[str], rate: float, burst: float) -> float:
-        """Take one token from each key's bucket, all or none. 0.0 when taken; else how many
-        seconds until every bucket holds one again (nothing was taken). Raises
-        BusUnavailable when the backend cannot answer."""
+    async def take(self, keys: Sequence[str], rate: float, burst: float) -> list[float]:
+        """Take one token from each key's bucket that holds one, independently of the others:
+        for each key, 0.0 when taken, else the seconds until its bucket holds one again (and
+        nothing was taken from it). One empty bucket never stops the others from being drawn
+        on. Raises BusUnavailable when the backend cannot answer."""
         ...
 
     async def aclose(self) -> None: ...

@@ -112,18 +112,23 @@ class MemoryRateLimiter:
         self._clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    async def take(self, keys: Sequence[str], rate: float, burst: float) -> float:
+    async def take(self, keys: Sequence[str], rate: float, burst: float) -> list[float]:
         now = self._clock()
-        levels = [self._level(key, now, rate, burst) for key in keys]
-        wait = max(((1 - level) / rate for level in levels if level < 1), default=0.0)
-        if wait > 0:
-            return wait
-        for key, level in zip(keys, levels, strict=True):
-            self._buckets[key] = (level - 1, now)
-            self._buckets.move_to_end(key)
+        waits = []
+        for key in keys:
+            level = self._level(key, now, rate, burst)
+            if level < 1:
+                waits.append((1 - level) / rate)
+            else:
+                self._spend(key, level, now)
+                waits.append(0.0)
+        return waits
+
+    def _spend(self, key: str, level: float, now: float) -> None:
+        self._buckets[key] = (level - 1, now)
+        self._buckets.move_to_end(key)
         while len(self._buckets) > MAX_BUCKETS:
             self._buckets.popitem(last=False)
-        return 0.0
 
     def _level(self, key: str, now: float, rate: float, burst: float) -> float:
         tokens, at = self._buckets.get(key, (burst, now))

@@ -252,29 +252,29 @@ def _job(entry_id: bytes | str, fields: dict[bytes, bytes], reclaimed: bool = Fa
     return Job(_text(entry_id), int(fields[b"d"]), reclaimed)
 
 
-# One atomic step for all keys: refill each bucket from Redis's own clock (the same for every
-# node), and take a token from each only if every one has a token. Answers the wait in ms as a
-# string (a Lua number would come back truncated to an integer).
+# One atomic step: refill each bucket from Redis's own clock (the same for every node), and
+# take a token from every bucket that has one. Answers each key's wait in ms ('0' where a
+# token was taken) as strings (a Lua number would come back truncated to an integer).
 TAKE_TOKENS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate = tonumber(ARGV[1]) / 1000
 local burst = tonumber(ARGV[2])
-local levels = {}
-local wait = 0
+local waits = {}
 for i, key in ipairs(KEYS) do
   local bucket = redis.call('HMGET', key, 'tokens', 'at')
   local tokens = tonumber(bucket[1]) or burst
   local at = tonumber(bucket[2]) or now
-  levels[i] = math.min(burst, tokens + math.max(0, now - at) * rate)
-  if levels[i] < 1 then wait = math.max(wait, (1 - levels[i]) / rate) end
+  local level = math.min(burst, tokens + math.max(0, now - at) * rate)
+  if level < 1 then
+    waits[i] = tostring((1 - level) / rate)
+  else
+    redis.call('HSET', key, 'tokens', tostring(level - 1), 'at', now)
+    redis.call('PEXPIRE', key, ARGV[3])
+    waits[i] = '0'
+  end
 end
-if wait > 0 then return tostring(wait) end
-for i, key in ipairs(KEYS) do
-  redis.call('HSET', key, 'tokens', tostring(levels[i] - 1), 'at', now)
-  redis.call('PEXPIRE', key, ARGV[3])
-end
-return '0'
+return waits
 """
 
 
@@ -289,16 +289,16 @@ class RedisRateLimiter:
         )
         self._take = self._client.register_script(TAKE_TOKENS)
 
-    async def take(self, keys: Sequence[str], rate: float, burst: float) -> float:
+    async def take(self, keys: Sequence[str], rate: float, burst: float) -> list[float]:
         # A bucket left alone this long is full again: it may go.
         idle_ms = int(burst / rate * 1000) + 1000
         try:
-            wait = await self._take(
+            waits = await self._take(
                 keys=[f"{self._prefix}:{key}" for key in keys], args=[rate, burst, idle_ms]
             )
         except (RedisError, OSError) as exc:
             raise BusUnavailable(f"{self._url}: {type(exc).__name__}") from exc
-        return float(_text(wait)) / 1000
+        return [float(_text(wait)) / 1000 for wait in waits]
 
     async def aclose(self) -> None:
         await self._client.aclose()

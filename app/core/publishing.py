@@ -104,7 +104,7 @@ class Publisher:
         self._check_recipients(audience)
         # Refusals that cost nothing come before the rate limits take a token.
         self._check_size(draft)
-        await self._throttle(principal, audience)
+        reached, rate_limited = await self._throttle(principal, audience)
         claim = None
         if idempotency_key is not None:
             fingerprint = _fingerprint(draft, audience, template)
@@ -112,9 +112,9 @@ class Publisher:
         if template is not None:
             draft = await self._render(draft, template)
             self._check_size(draft)
-        published = await self._store.publish(draft, audience, claim, self._clock(), wants_inbox)
+        published = await self._store.publish(draft, reached, claim, self._clock(), wants_inbox)
         await self.announce(published)
-        return published
+        return replace(published, rate_limited=rate_limited)
 
     async def _render(self, draft: Draft, use: TemplateUse) -> Draft:
         """The draft with the template's in-app title and body, and every rendering kept."""
@@ -158,36 +158,41 @@ class Publisher:
                 " per request (publish to a topic to reach more)"
             )
 
-    async def _throttle(self, principal: Principal, audience: Audience) -> None:
-        """Take a token for the publisher, then one for each named recipient; a 429 when a
-        bucket is empty, before anything is rendered or stored. With the limiter's backend
-        down (Redis), publishing goes on unthrottled rather than failing: limits protect the
-        service, and refusing every publish would be the outage they guard against."""
-        limits = self._limits
-        steps = []
-        if limits.publish_rate > 0:
-            steps.append(
-                (
-                    [f"publisher:{principal.sub}"],
-                    limits.publish_rate,
-                    limits.publish_burst,
-                    "publisher",
-                )
-            )
-        if limits.recipient_rate > 0 and isinstance(audience, Recipients):
-            keys = [f"recipient:{user}" for user in sorted(set(audience.users))]
-            steps.append((keys, limits.recipient_rate, limits.recipient_burst, "recipient"))
-        for keys, rate, burst, who in steps:
-            wait = await self._take(keys, rate, burst)
-            if wait > 0:
-                raise RateLimited(
-                    f"{who} limit reached: {rate:g} per second, bursts of {burst}",
-                    retry_after=max(1, math.ceil(wait)),
-                )
+    async def _throttle(
+        self, principal: Principal, audience: Audience
+    ) -> tuple[Audience, tuple[str, ...]]:
+        """Take the publisher's token (a 429 when its bucket is empty), then one from each
+        bucket this publisher keeps for a named recipient: the audience left to reach, and
+        the recipients left out because their bucket was empty. A 429 only when no one is
+        left, before anything is rendered or stored.
 
-    async def _take(self, keys: list[str], rate: float, burst: int) -> float:
+        Recipient buckets are per (publisher, recipient), and a send to oneself draws on none:
+        only the publisher's own sends empty them, so nothing another user does can make this
+        publish fail or lose a recipient. With the limiter's backend down (Redis), publishing
+        goes on unthrottled rather than failing: limits protect the service, and refusing
+        every publish would be the outage they guard against."""
+        limits = self._limits
+        if limits.publish_rate > 0:
+            key = f"publisher:{principal.sub}"
+            (wait,) = await self._take([key], limits.publish_rate, limits.publish_burst)
+            if wait > 0:
+                raise _rate_limited("publisher", limits.publish_rate, limits.publish_burst, wait)
+        if limits.recipient_rate <= 0 or not isinstance(audience, Recipients):
+            return audience, ()
+        others = sorted(set(audience.users) - {principal.sub})
+        keys = [_recipient_bucket(principal.sub, user) for user in others]
+        waits = await self._take(keys, limits.recipient_rate, limits.recipient_burst)
+        limited = {user: wait for user, wait in zip(others, waits, strict=True) if wait > 0}
+        kept = tuple(user for user in audience.users if user not in limited)
+        if not kept:
+            soonest = min(limited.values())
+            raise _rate_limited("recipient", limits.recipient_rate, limits.recipient_burst, soonest)
+        return Recipients(kept), tuple(sorted(limited))
+
+    async def _take(self, keys: list[str], rate: float, burst: int) -> list[float]:
+        """Each key's wait (0.0: a token was taken); all 0.0 while the limiter is down."""
         if self._limiter is None:
-            return 0.0
+            return [0.0] * len(keys)
         try:
             return await self._limiter.take(keys, rate, max(burst, 1))
         except BusUnavailable as exc:
@@ -195,7 +200,7 @@ class Publisher:
             if moment >= self._next_warning:
                 self._next_warning = moment + WARN_EVERY_SECONDS
                 log.warning("rate limits unavailable, publishing unthrottled: %s", exc)
-            return 0.0
+            return [0.0] * len(keys)
 
     def _check_size(self, draft: Draft) -> None:
         size = len(codec.dumps([draft.title, draft.body, draft.data, draft.type]))
@@ -204,6 +209,19 @@ class Publisher:
                 f"title, body and data take {size} bytes; at most"
                 f" {self._limits.max_notification_bytes}"
             )
+
+
+def _recipient_bucket(publisher: str, recipient: str) -> str:
+    """The bucket one publisher draws on to send to one recipient. The publisher's length
+    comes first so that no two (publisher, recipient) pairs can spell the same key."""
+    return f"recipient:{len(publisher)}:{publisher}:{recipient}"
+
+
+def _rate_limited(who: str, rate: float, burst: int, wait: float) -> RateLimited:
+    return RateLimited(
+        f"{who} limit reached: {rate:g} per second, bursts of {burst}",
+        retry_after=max(1, math.ceil(wait)),
+    )
 
 
 def _fingerprint(draft: Draft, audience: Audience, template: TemplateUse | None) -> str:

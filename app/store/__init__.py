@@ -9,7 +9,7 @@ client resuming after N can never skip a row that commits later with a smaller n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
@@ -131,11 +131,38 @@ class Store(Protocol):
         """Record that the user exists, so a broadcast reaches them."""
         ...
 
-    async def topics(self, user: str) -> list[Topic]: ...
+    async def topics(
+        self,
+        user: str,
+        after: str | None,
+        limit: int,
+        *,
+        every: bool = False,
+        named: Collection[str] = (),
+    ) -> list[Topic]:
+        """At most `limit` topics named after `after`, by name: those published to or
+        configured, and those anyone subscribes to. Private ones only when `every`, when the
+        user subscribes, or when `named` (the user's token claim) holds them. Subscriber
+        counts leave out subscriptions that do not count (self-made ones to a private topic)."""
+        ...
 
-    async def subscribe(self, user: str, topic: str, now: int, limit: int | None = None) -> bool:
-        """Subscribe; False if the user already was. With `limit`, TooManyTopics when the
-        user already holds that many other subscriptions."""
+    async def subscribe(
+        self, user: str, topic: str, now: int, limit: int | None = None, *, entitled: bool = False
+    ) -> bool:
+        """The user subscribes themself; False if they already were. With `limit`,
+        TooManyTopics when the user already holds that many other subscriptions. A private
+        topic needs `entitled` (the publish scope, or the token's claim names it): NotFound
+        otherwise, as if it did not exist."""
+        ...
+
+    async def grant(self, topic: str, user: str, now: int) -> bool:
+        """The backend subscribes a user, to a private topic too; False if they already were
+        (a subscription they made themself now counts as granted)."""
+        ...
+
+    async def set_access(self, topic: str, private: bool, now: int) -> tuple[bool, Topic]:
+        """Make the topic private or public, creating it if it had no row (True then). Turning
+        it private drops the subscriptions users made themselves, unless granted."""
         ...
 
     async def unsubscribe(self, user: str, topic: str) -> bool:

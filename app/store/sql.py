@@ -6,14 +6,25 @@ through `Dialect`; nothing here branches on the dialect's name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald_server import codec
-from herald_server.errors import IdempotencyConflict, TooManyTopics
+from herald_server.errors import IdempotencyConflict, NotFound, TooManyTopics
 from herald_server.models import (
     ADMIN_OWNER,
     EVERY_TYPE,
@@ -267,9 +278,10 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
         if isinstance(audience, Recipients):
             return sorted(set(audience.users))
         if isinstance(audience, TopicAudience):
-            query = select(topic_subscriptions.c.user_id).where(
-                topic_subscriptions.c.topic == audience.name
-            )
+            subs = topic_subscriptions
+            query = select(subs.c.user_id).where(subs.c.topic == audience.name)
+            if await self._private(conn, audience.name):
+                query = query.where(subs.c.granted == 1)
         else:
             query = select(users.c.user_id)
         return sorted((await conn.execute(query)).scalars())
@@ -367,8 +379,11 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
             )
 
     async def _ensure_topic(self, conn: AsyncConnection, name: str, now: int) -> None:
+        """A topic published to is listed from then on, public unless configured otherwise."""
         await conn.execute(
-            self._insert(topics).values(name=name, created_at=now).on_conflict_do_nothing()
+            self._insert(topics)
+            .values(name=name, created_at=now, private=0)
+            .on_conflict_do_nothing()
         )
 
     async def release_due(
@@ -639,23 +654,49 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
                 .on_conflict_do_nothing()
             )
 
-    async def topics(self, user: str) -> list[Topic]:
+    async def topics(
+        self,
+        user: str,
+        after: str | None,
+        limit: int,
+        *,
+        every: bool = False,
+        named: Collection[str] = (),
+    ) -> list[Topic]:
         subs = topic_subscriptions
+        # Topics published to or configured have a row; the others exist while subscribed.
+        names = union(
+            select(topics.c.name.label("name")), select(subs.c.topic.label("name"))
+        ).subquery("names")
+        private = func.coalesce(topics.c.private, 0)
+        counted = and_(subs.c.user_id.is_not(None), or_(private == 0, subs.c.granted == 1))
+        subscribers = func.coalesce(func.sum(case((counted, 1), else_=0)), 0)
+        mine = func.coalesce(func.sum(case((and_(counted, subs.c.user_id == user), 1), else_=0)), 0)
         stmt = (
-            select(
-                topics.c.name,
-                func.count(subs.c.user_id),
-                func.coalesce(func.sum(case((subs.c.user_id == user, 1), else_=0)), 0),
+            select(names.c.name, private, subscribers, mine)
+            .select_from(
+                names.outerjoin(topics, topics.c.name == names.c.name).outerjoin(
+                    subs, subs.c.topic == names.c.name
+                )
             )
-            .select_from(topics.outerjoin(subs, subs.c.topic == topics.c.name))
-            .group_by(topics.c.name)
-            .order_by(topics.c.name)
+            .group_by(names.c.name, topics.c.private)
+            .order_by(names.c.name)
+            .limit(limit)
         )
+        if after is not None:
+            stmt = stmt.where(names.c.name > after)
+        if not every:
+            # A private topic is shown only to its subscribers and to those who may join it.
+            stmt = stmt.having(or_(private == 0, mine > 0, names.c.name.in_(list(named))))
         async with self._read() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [Topic(name, bool(mine), int(count)) for name, count, mine in rows]
+        return [
+            Topic(name, bool(held), int(count), bool(closed)) for name, closed, count, held in rows
+        ]
 
-    async def subscribe(self, user: str, topic: str, now: int, limit: int | None = None) -> bool:
+    async def subscribe(
+        self, user: str, topic: str, now: int, limit: int | None = None, *, entitled: bool = False
+    ) -> bool:
         async with self._write() as conn:
             await conn.execute(
                 self._insert(users)
@@ -666,13 +707,69 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
                 # Under the user's row lock, so concurrent subscribes cannot both pass.
                 await self._lock_user(conn, user)
                 await self._check_topic_limit(conn, user, topic, limit)
-            await self._ensure_topic(conn, topic, now)
-            result = await conn.execute(
-                self._insert(topic_subscriptions)
-                .values(topic=topic, user_id=user, created_at=now)
+            # The topic's row stays locked until commit, so it cannot turn private between
+            # this check and the subscription.
+            if await self._private(conn, topic, lock=True) and not entitled:
+                raise NotFound(f"no topic {topic!r}")
+            return await self._join(conn, topic, user, now, entitled)
+
+    async def grant(self, topic: str, user: str, now: int) -> bool:
+        async with self._write() as conn:
+            await conn.execute(
+                self._insert(users)
+                .values(user_id=user, last_seq=0, created_at=now)
                 .on_conflict_do_nothing()
             )
-            return bool(result.rowcount)
+            return await self._join(conn, topic, user, now, granted=True)
+
+    async def _join(
+        self, conn: AsyncConnection, topic: str, user: str, now: int, granted: bool
+    ) -> bool:
+        """Subscribe; a grant upgrades a subscription the user made themself."""
+        subs = topic_subscriptions
+        inserted = await conn.execute(
+            self._insert(subs)
+            .values(topic=topic, user_id=user, created_at=now, granted=int(granted))
+            .on_conflict_do_nothing()
+        )
+        if inserted.rowcount:
+            return True
+        if granted:
+            await conn.execute(
+                update(subs)
+                .where(subs.c.topic == topic, subs.c.user_id == user, subs.c.granted == 0)
+                .values(granted=1)
+            )
+        return False
+
+    async def set_access(self, topic: str, private: bool, now: int) -> tuple[bool, Topic]:
+        subs = topic_subscriptions
+        async with self._write() as conn:
+            prior = await self._private(conn, topic, lock=True)
+            await conn.execute(
+                self._insert(topics)
+                .values(name=topic, created_at=now, private=int(private))
+                .on_conflict_do_update(
+                    index_elements=[topics.c.name], set_={"private": int(private)}
+                )
+            )
+            if private:
+                # Users who joined by themselves while it was public are no longer let in.
+                await conn.execute(subs.delete().where(subs.c.topic == topic, subs.c.granted == 0))
+            count = (
+                await conn.execute(
+                    select(func.count()).select_from(subs).where(subs.c.topic == topic)
+                )
+            ).scalar_one()
+        return prior is None, Topic(topic, False, int(count), private)
+
+    async def _private(self, conn: AsyncConnection, topic: str, lock: bool = False) -> bool | None:
+        """Whether the topic is private; None when it has no row (public, never configured)."""
+        stmt = select(topics.c.private).where(topics.c.name == topic)
+        if lock:
+            stmt = stmt.with_for_update()
+        found = (await conn.execute(stmt)).scalar()
+        return None if found is None else bool(found)
 
     async def _check_topic_limit(
         self, conn: AsyncConnection, user: str, topic: str, limit: int

@@ -78,6 +78,8 @@ topics = Table(
     metadata,
     Column("name", Text, primary_key=True),
     Column("created_at", BigInteger, nullable=False),
+    # 1: joined only by the backend or a token naming it (migration 0006).
+    Column("private", Integer, nullable=False),
 )
 
 topic_subscriptions = Table(
@@ -86,6 +88,9 @@ topic_subscriptions = Table(
     Column("topic", Text, primary_key=True),
     Column("user_id", Text, primary_key=True),
     Column("created_at", BigInteger, nullable=False),
+    # 1: added by the backend, or by a user whose token named the topic; a private topic
+    # reaches only these.
+    Column("granted", Integer, nullable=False),
 )
 
 idempotency_keys = Table(

@@ -77,7 +77,7 @@ async def test_publishers_have_buckets_of_their_own(settings: Settings) -> None:
         assert (await post(client, second, recipients=["alice"])).status_code == 202
 
 
-async def test_a_recipient_past_its_burst_receives_nothing_more_and_others_still_do(
+async def test_a_recipient_past_its_burst_is_skipped_and_the_others_still_get_it(
     settings: Settings,
 ) -> None:
     configured = replace(settings, publish_rate=0, recipient_rate=0.1, recipient_burst=2)
@@ -85,16 +85,33 @@ async def test_a_recipient_past_its_burst_receives_nothing_more_and_others_still
     async with limited_clients(configured) as (client,):
         for _ in range(2):
             assert (await post(client, publisher, recipients=["alice"])).status_code == 202
-        refused = await post(client, publisher, recipients=["alice", "bob"], title="to both")
+        both = await post(client, publisher, recipients=["alice", "bob"], title="to both")
+        assert both.status_code == 202, both.text
+        assert both.json()["recipients"] == 1
+        assert both.json()["skipped"] == [{"recipient": "alice", "reason": "rate_limited"}]
+        assert len((await inbox_of(client, auth(configured, "alice")))["items"]) == 2
+        assert len((await inbox_of(client, auth(configured, "bob")))["items"]) == 1
+
+        # With no one left to reach, the publish is refused whole and nothing is stored.
+        refused = await post(client, publisher, recipients=["alice"], title="alone")
         assert_rate_limited(refused)
         assert "recipient" in refused.json()["detail"]
-
-        # All or nothing: Bob got nothing, and the refused publish took none of his tokens.
-        assert (await inbox_of(client, auth(configured, "bob")))["items"] == []
-        for _ in range(2):
-            assert (await post(client, publisher, recipients=["bob"])).status_code == 202
-        assert_rate_limited(await post(client, publisher, recipients=["bob"]))
         assert len((await inbox_of(client, auth(configured, "alice")))["items"]) == 2
+
+
+async def test_recipient_buckets_are_per_publisher_and_a_send_to_oneself_takes_none(
+    settings: Settings,
+) -> None:
+    configured = replace(settings, publish_rate=0, recipient_rate=0.1, recipient_burst=1)
+    first, second = (auth(configured, name, SCOPE_PUBLISH) for name in ("one", "two"))
+    alice = auth(configured, "alice")
+    async with limited_clients(configured) as (client,):
+        assert (await post(client, first, recipients=["alice"])).status_code == 202
+        assert_rate_limited(await post(client, first, recipients=["alice"]))
+        assert (await post(client, second, recipients=["alice"])).status_code == 202
+        for _ in range(3):
+            assert (await post(client, alice, recipients=["alice"])).status_code == 202
+        assert len((await inbox_of(client, alice))["items"]) == 5
 
 
 async def test_topics_and_broadcasts_are_not_counted_per_recipient(settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""Topics: subscribe, list, unsubscribe, and fan-out of topic notifications to subscribers."""
+"""Topics: subscribe, list, unsubscribe, and fan-out of topic notifications to subscribers.
+Private topics and what ordinary users may not do: tests/security/test_topics.py."""
 
 from __future__ import annotations
 
@@ -38,13 +39,14 @@ async def test_subscribing_answers_201_then_200_when_repeated(
     assert again.status_code == 200
     assert again.json() == {"topic": "deploys", "subscribed": True}
     assert await topics_of(client, alice) == [
-        {"name": "deploys", "subscribed": True, "subscribers": 1}
+        {"name": "deploys", "subscribed": True, "private": False}
     ]
 
 
-async def test_the_list_shows_whether_the_caller_subscribes_and_how_many_do(
+async def test_the_list_shows_whether_the_caller_subscribes_and_counts_to_publishers_only(
     client: httpx.AsyncClient,
     settings: Settings,
+    publisher: dict[str, str],
     alice: dict[str, str],
     bob: dict[str, str],
 ) -> None:
@@ -53,16 +55,20 @@ async def test_the_list_shows_whether_the_caller_subscribes_and_how_many_do(
     await subscribe(client, bob, "deploys")
     await subscribe(client, bob, "billing")
     assert await topics_of(client, alice) == [
-        {"name": "billing", "subscribed": False, "subscribers": 1},
-        {"name": "deploys", "subscribed": True, "subscribers": 2},
+        {"name": "billing", "subscribed": False, "private": False},
+        {"name": "deploys", "subscribed": True, "private": False},
     ]
     assert await topics_of(client, bob) == [
-        {"name": "billing", "subscribed": True, "subscribers": 1},
-        {"name": "deploys", "subscribed": True, "subscribers": 2},
+        {"name": "billing", "subscribed": True, "private": False},
+        {"name": "deploys", "subscribed": True, "private": False},
     ]
     assert await topics_of(client, carol) == [
-        {"name": "billing", "subscribed": False, "subscribers": 1},
-        {"name": "deploys", "subscribed": False, "subscribers": 2},
+        {"name": "billing", "subscribed": False, "private": False},
+        {"name": "deploys", "subscribed": False, "private": False},
+    ]
+    assert await topics_of(client, publisher) == [
+        {"name": "billing", "subscribed": False, "private": False, "subscribers": 1},
+        {"name": "deploys", "subscribed": False, "private": False, "subscribers": 2},
     ]
 
 
@@ -72,7 +78,7 @@ async def test_a_topic_published_to_is_listed_without_subscribers(
     assert await topics_of(client, alice) == []
     await publish(client, publisher, topic="status", title="all green")
     assert await topics_of(client, alice) == [
-        {"name": "status", "subscribed": False, "subscribers": 0}
+        {"name": "status", "subscribed": False, "private": False}
     ]
 
 
@@ -87,7 +93,7 @@ async def test_unsubscribing_answers_204_then_404(
     again = await client.delete("/api/topics/deploys/subscription", headers=alice)
     assert_problem(again, 404, "not-found")
     assert await topics_of(client, alice) == [
-        {"name": "deploys", "subscribed": False, "subscribers": 1}
+        {"name": "deploys", "subscribed": False, "private": False}
     ]
 
 
@@ -99,7 +105,7 @@ async def test_unsubscribing_from_a_topic_never_subscribed_is_a_404(
         response = await client.delete(f"/api/topics/{topic}/subscription", headers=alice)
         assert_problem(response, 404, "not-found")
     assert await topics_of(client, bob) == [
-        {"name": "deploys", "subscribed": True, "subscribers": 1}
+        {"name": "deploys", "subscribed": True, "private": False}
     ]
 
 

@@ -30,6 +30,7 @@ ALL_MIGRATIONS = [
     "0003_delivery.sql",
     "0004_retention.sql",
     "0005_audit_and_revocation.sql",
+    "0006_topic_access.sql",
 ]
 
 
