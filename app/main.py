@@ -184,6 +184,7 @@ def create_app(settings: Settings) -> Starlette:
         *ws.routes,
         Route("/", page("index.html"), methods=["GET"]),
         Route("/admin", page("admin.html"), methods=["GET"]),
+        Route("/docs", page("docs.html"), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     observe = Middleware(Observer, latency=latency_histogram(registry), routes=lambda: routes)

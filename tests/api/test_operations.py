@@ -39,7 +39,7 @@ def refs_in(node: Any) -> Iterator[str]:
             yield from refs_in(value)
 
 
-HTML_PAGES = {"/", "/admin"}
+HTML_PAGES = {"/", "/admin", "/docs"}
 
 
 def app_operations(settings: Settings) -> set[tuple[str, str]]:
