@@ -16,6 +16,8 @@ from herald_server.config import (
     ConfigError,
     Settings,
     from_env,
+    redact,
+    unknown_variables,
     with_dev_secret,
     with_dev_vapid_key,
 )
@@ -26,8 +28,15 @@ if TYPE_CHECKING:
     from herald_server.worker import Worker
 
 
+def _environment() -> Settings:
+    """Settings from the environment, after a warning for each HERALD_* name no setting reads."""
+    for warning in unknown_variables():
+        print(f"herald: warning: {warning}", file=sys.stderr)
+    return from_env()
+
+
 def _settings() -> Settings:
-    settings, generated = with_dev_secret(from_env())
+    settings, generated = with_dev_secret(_environment())
     if generated:
         print(
             f"herald: generated a development secret in {settings.dev_secret_file};"
@@ -35,6 +44,67 @@ def _settings() -> Settings:
             file=sys.stderr,
         )
     return with_dev_vapid_key(settings)
+
+
+def _preflight(settings: Settings, channels: bool) -> None:
+    """Open the store, and the channels if asked, as the node will, before it starts: a bad
+    setting or an unreachable database is then one line, not a traceback from its startup."""
+    from herald_server.channels import open_channels
+
+    async def check() -> None:
+        if channels:
+            for channel in open_channels(settings).values():
+                await channel.aclose()
+        if not settings.database_url.startswith("sqlite"):
+            await _reach_database(settings)
+
+    asyncio.run(check())
+    if settings.database_url.startswith("sqlite"):
+        _open_sqlite(settings)
+
+
+async def _reach_database(settings: Settings) -> None:
+    from herald_server.store import open_store
+
+    store = open_store(settings)
+    try:
+        await store.ping()
+    # The drivers' errors share no base class narrower than this; each one means unreachable.
+    except Exception as exc:
+        raise _unreachable(settings, exc) from None
+    finally:
+        await store.aclose()
+
+
+def _open_sqlite(settings: Settings) -> None:
+    """SQLite, opened directly: aiosqlite's thread would outlive a failed attempt's loop."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        sqlite3.connect(make_url(settings.database_url).database or ":memory:").close()
+    except sqlite3.Error as exc:
+        raise _unreachable(settings, exc) from None
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> ConfigError:
+    return ConfigError(
+        f"DATABASE_URL: cannot reach {redact(settings.database_url)}: {_root_cause(exc)}"
+    )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The first line of the innermost cause: the driver's own words, not its wrappers'."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    orig = getattr(exc, "orig", None)
+    found = orig if isinstance(orig, BaseException) else exc
+    return (str(found).splitlines() or [type(found).__name__])[0]
+
+
+# uvicorn's exit status for a server that never started (a port in use, a failed lifespan).
+STARTUP_FAILURE = 3
 
 
 def _drained(signum: int, frame: object) -> None:
@@ -46,10 +116,11 @@ def serve(args: argparse.Namespace) -> None:
 
     import uvicorn
 
-    from herald_server.logs import logging_config
     from herald_server.main import create_app
+    from herald_server.server import uvicorn_config
 
     settings = _settings()
+    _preflight(settings, channels=True)
     host = args.host or settings.host
     port = args.port or settings.port
     print(
@@ -68,27 +139,26 @@ def serve(args: argparse.Namespace) -> None:
     )
     print(delivery, file=sys.stderr)
     if settings.dev_login_enabled:
-        print(
-            f"herald: demo page http://{host}:{port}/ and admin page http://{host}:{port}/admin"
-            " (development login on; HERALD_DEV_LOGIN=false turns it off)",
-            file=sys.stderr,
-        )
+        print(_dev_login_notice(settings, host, port), file=sys.stderr)
     # uvicorn drains on SIGTERM, then raises the signal again into the handler it found
     # installed: by default the node would die of it (status 143) after a clean shutdown.
     signal.signal(signal.SIGTERM, _drained)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        # The legacy websockets implementation is deprecated (websockets 14+).
-        ws="websockets-sansio",
-        log_level=settings.log_level,
-        log_config=logging_config(settings.log_level, settings.log_style),
-        # Observer writes the access log, without the query strings that carry stream tokens.
-        access_log=False,
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
+    server = uvicorn.Server(uvicorn_config(settings, create_app(settings), host=host, port=port))
+    server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
+
+
+def _dev_login_notice(settings: Settings, host: str, port: int) -> str:
+    if settings.insecure_dev_login_from_network:
+        return (
+            "herald: WARNING: dev login answers anyone who can reach this node"
+            " (HERALD_INSECURE_DEV_LOGIN_FROM_NETWORK): they can mint any token, admin included"
+        )
+    return (
+        f"herald: demo page http://{host}:{port}/ and admin page http://{host}:{port}/admin"
+        " (development login on, for clients on this machine only;"
+        " HERALD_DEV_LOGIN=false turns it off)"
     )
 
 
@@ -106,6 +176,7 @@ def worker(args: argparse.Namespace) -> None:
     from herald_server.worker import build_worker
 
     settings = _settings()
+    _preflight(settings, channels=False)
     configure(settings.log_level, settings.log_style)
 
     async def run() -> None:
@@ -173,8 +244,11 @@ async def _run_with_metrics(running: Worker, store: DeliveryStore, host: str, po
 def migrate(args: argparse.Namespace) -> None:
     from herald_server.store import open_store
 
+    settings = _environment()
+    _preflight(settings, channels=False)
+
     async def run() -> list[str]:
-        store = open_store(from_env())
+        store = open_store(settings)
         try:
             return await store.migrate()
         finally:
@@ -191,7 +265,8 @@ def retention(args: argparse.Namespace) -> None:
     from herald_server.models import now_ms
     from herald_server.store import open_store
 
-    settings = from_env()
+    settings = _environment()
+    _preflight(settings, channels=False)
     days = settings.retention_days if args.days is None else args.days
     if days is None:
         raise SystemExit("herald retention: pass --days N or set HERALD_RETENTION_DAYS")
@@ -246,13 +321,19 @@ def send(args: argparse.Namespace) -> None:
         raise SystemExit(f"herald send: cannot reach {args.url}: {exc.reason}") from None
 
 
+def _port(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 65_535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {raw!r}")
+    return int(raw)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="herald", description=__doc__)
     root.add_argument("--version", action="version", version=f"herald {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
     p = commands.add_parser("serve", help="serve the API and the streams")
     p.add_argument("--host", help="default HERALD_HOST (127.0.0.1)")
-    p.add_argument("--port", type=int, help="default HERALD_PORT (8000)")
+    p.add_argument("--port", type=_port, help="default HERALD_PORT (8000)")
     p.set_defaults(run=serve)
     p = commands.add_parser("worker", help="deliver by email, Web Push, webhook and SMS")
     p.add_argument("--metrics-port", type=int, help="serve /metrics on this port (off)")

@@ -9,10 +9,14 @@ real secret instead of inventing one.
 from __future__ import annotations
 
 import base64
+import difflib
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -65,6 +69,14 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_notification_bytes: int = 10 * 1024
     max_recipients: int = 10_000
+    # A request's line and headers together, in bytes: a JWT with generous claims fits; a
+    # longer head is refused with 431 (httptools alone would buffer a head of any size).
+    max_request_head_bytes: int = 32 * 1024
+    # A client has this long, from connecting (or its previous response), to send a request's
+    # line and headers, then this long for its body; past either it gets a 408 and the
+    # connection is closed, so trickling bytes (slowloris) cannot hold sockets for ever.
+    request_head_timeout_seconds: float = 10.0
+    request_body_timeout_seconds: float = 30.0
     # Token buckets, per second with a burst on top; 0 turns a limit off. A publisher's
     # requests, and the notifications one publisher sends one recipient by name (topics and
     # broadcasts are fan-out by design, and a send to oneself hurts no one: not counted).
@@ -97,6 +109,9 @@ class Settings:
     # `POST /api/dev/login` mints tokens for anyone who asks: the demo page signs in with it.
     # Unset means on in development, off in production (where turning it on is refused).
     dev_login: bool | None = None
+    # Dev login answers only to loopback clients that no proxy relays; this lets anyone who
+    # can reach the node mint any token, admin included (development only; refused otherwise).
+    insecure_dev_login_from_network: bool = False
     # Where users reach this node from outside, for links in emails (unsubscribe). Unset means
     # http://HERALD_HOST:HERALD_PORT, right for development only.
     public_url: str | None = None
@@ -227,6 +242,9 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "HERALD_MAX_BODY_BYTES": ("max_body_bytes", int),
     "HERALD_MAX_NOTIFICATION_BYTES": ("max_notification_bytes", int),
     "HERALD_MAX_RECIPIENTS": ("max_recipients", int),
+    "HERALD_MAX_REQUEST_HEAD_BYTES": ("max_request_head_bytes", int),
+    "HERALD_REQUEST_HEAD_TIMEOUT_SECONDS": ("request_head_timeout_seconds", float),
+    "HERALD_REQUEST_BODY_TIMEOUT_SECONDS": ("request_body_timeout_seconds", float),
     "HERALD_PUBLISH_RATE": ("publish_rate", float),
     "HERALD_PUBLISH_BURST": ("publish_burst", int),
     "HERALD_RECIPIENT_RATE": ("recipient_rate", float),
@@ -241,9 +259,10 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "HERALD_DB_POOL_TIMEOUT_SECONDS": ("db_pool_timeout_seconds", float),
     "HERALD_DB_QUERY_TIMEOUT_SECONDS": ("db_query_timeout_seconds", float),
     "HERALD_SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", float),
-    "HERALD_LOG_LEVEL": ("log_level", str),
+    "HERALD_LOG_LEVEL": ("log_level", str.lower),
     "HERALD_LOG_FORMAT": ("log_format", _cast_log_format),
     "HERALD_DEV_LOGIN": ("dev_login", _cast_bool),
+    "HERALD_INSECURE_DEV_LOGIN_FROM_NETWORK": ("insecure_dev_login_from_network", _cast_bool),
     "HERALD_PUBLIC_URL": ("public_url", str),
     "HERALD_SMTP_URL": ("smtp_url", str),
     "HERALD_EMAIL_FROM": ("email_from", str),
@@ -293,7 +312,49 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
+# HERALD_* variables read by Herald's tooling rather than as settings: the image's
+# healthcheck, and the test suite's services.
+OTHER_VARIABLES = frozenset(
+    {"HERALD_HEALTHCHECK_URL", "HERALD_TEST_DATABASE_URL", "HERALD_TEST_REDIS_URL"}
+)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each HERALD_* variable that no setting reads, naming the setting it most
+    likely meant: a misspelt name silently leaves its setting at the default."""
+    env = os.environ if environ is None else environ
+    known = [*_ENV, *OTHER_VARIABLES]
+    warnings = []
+    for name in sorted(env):
+        if name.startswith("HERALD_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            warnings.append(f"{name} is not a Herald setting and is ignored{hint}")
+    return warnings
+
+
 def validate(settings: Settings) -> None:
+    """Every setting in its range, and the combinations that cannot work refused, each with
+    one line naming the variable: before anything starts, never as a traceback later."""
+    _validate_urls(settings)
+    _validate_production(settings)
+    _validate_ranges(settings)
+    _validate_text(settings)
+    if not 0 < settings.stream_token_notice < settings.stream_token_ttl:
+        raise ConfigError(
+            "HERALD_STREAM_TOKEN_NOTICE must be positive and below HERALD_STREAM_TOKEN_TTL,"
+            " or every stream would be told to renew as soon as it opens"
+        )
+    if settings.jwt_secret is not None and len(settings.jwt_secret) < 32:
+        raise ConfigError("HERALD_JWT_SECRET must be at least 32 characters")
+    if not settings.provider_timeout_seconds < settings.job_visibility_seconds:
+        raise ConfigError(
+            "HERALD_PROVIDER_TIMEOUT_SECONDS must be below HERALD_JOB_VISIBILITY_SECONDS, or a"
+            " slow provider would hand its job to a second worker while the first still sends it"
+        )
+
+
+def _validate_urls(settings: Settings) -> None:
     scheme = urlsplit(settings.database_url).scheme
     if scheme not in _SCHEMES:
         raise ConfigError(
@@ -306,67 +367,128 @@ def validate(settings: Settings) -> None:
             raise ConfigError(
                 f"REDIS_URL: unsupported scheme {redis_scheme!r} in {redact(settings.redis_url)}"
             )
-    if settings.production and not settings.jwt_secret:
-        raise ConfigError(
-            "HERALD_JWT_SECRET is required when HERALD_ENV=production"
-            " (it verifies HS256 tokens and signs stream tokens)"
-        )
-    if settings.production and settings.dev_login:
-        raise ConfigError("HERALD_DEV_LOGIN would let anyone mint tokens; not in production")
-    if not 0 < settings.stream_token_notice < settings.stream_token_ttl:
-        raise ConfigError(
-            "HERALD_STREAM_TOKEN_NOTICE must be positive and below HERALD_STREAM_TOKEN_TTL,"
-            " or every stream would be told to renew as soon as it opens"
-        )
-    if settings.jwt_secret is not None and len(settings.jwt_secret) < 32:
-        raise ConfigError("HERALD_JWT_SECRET must be at least 32 characters")
-    _validate_channels(settings)
-    if settings.retention_days is not None and settings.retention_days < 1:
-        raise ConfigError("HERALD_RETENTION_DAYS must be at least 1 (unset keeps everything)")
-    limits = (
-        settings.publish_rate,
-        settings.recipient_rate,
-        settings.publish_burst,
-        settings.recipient_burst,
-    )
-    if min(limits) < 0 or settings.max_streams_per_user < 1 or settings.max_topics_per_user < 1:
-        raise ConfigError(
-            "rates and bursts must be 0 (no limit) or positive, and the stream and topic"
-            " limits at least 1"
-        )
-    if settings.retention_batch < 1:
-        raise ConfigError("HERALD_RETENTION_BATCH must be at least 1")
-    _validate_database(settings)
-
-
-def _validate_database(settings: Settings) -> None:
-    for name, seconds in (
-        ("HERALD_DB_POOL_TIMEOUT_SECONDS", settings.db_pool_timeout_seconds),
-        ("HERALD_DB_QUERY_TIMEOUT_SECONDS", settings.db_query_timeout_seconds),
-    ):
-        if not 0 < seconds <= 3600:
-            raise ConfigError(
-                f"{name} must be above 0 and at most 3600: 0 would fail every request, and"
-                " a bound of hours is no bound"
-            )
-
-
-def _validate_channels(settings: Settings) -> None:
     for name, url, schemes in (
         ("HERALD_SMTP_URL", settings.smtp_url, ("smtp", "smtps")),
         ("HERALD_SMS_URL", settings.sms_url, ("twilio", "twilio+http")),
         ("HERALD_PUBLIC_URL", settings.public_url, ("http", "https")),
+        ("HERALD_JWKS_URL", settings.jwks_url, ("http", "https")),
     ):
-        if url is not None and urlsplit(url).scheme not in schemes:
+        if url is not None and (urlsplit(url).scheme not in schemes or not urlsplit(url).netloc):
             raise ConfigError(f"{name}: expected {' or '.join(schemes)}://…, got {redact(url)}")
-    if not 0 < settings.provider_timeout_seconds < settings.job_visibility_seconds:
+
+
+def _validate_production(settings: Settings) -> None:
+    if not settings.production:
+        return
+    if not settings.jwt_secret:
         raise ConfigError(
-            "HERALD_PROVIDER_TIMEOUT_SECONDS must be positive and below"
-            " HERALD_JOB_VISIBILITY_SECONDS, or a slow provider would hand its job to a second"
-            " worker while the first is still sending it"
+            "HERALD_JWT_SECRET is required when HERALD_ENV=production"
+            " (it verifies HS256 tokens and signs stream tokens)"
         )
-    if settings.worker_concurrency < 1 or settings.dispatch_interval <= 0:
-        raise ConfigError("HERALD_WORKER_CONCURRENCY and HERALD_DISPATCH_INTERVAL must be positive")
+    if settings.dev_login:
+        raise ConfigError("HERALD_DEV_LOGIN would let anyone mint tokens; not in production")
+    if settings.insecure_dev_login_from_network:
+        raise ConfigError(
+            "HERALD_INSECURE_DEV_LOGIN_FROM_NETWORK would let anyone mint tokens; not in production"
+        )
+    if settings.redis_url is not None and settings.database_url.startswith("sqlite"):
+        raise ConfigError(
+            "REDIS_URL with a SQLite DATABASE_URL: nodes sharing Redis would each keep their own"
+            " SQLite file and split the data; use PostgreSQL, or drop REDIS_URL for one node"
+        )
+    if settings.smtp_url is not None and settings.public_url is None:
+        raise ConfigError(
+            "HERALD_PUBLIC_URL is required with HERALD_SMTP_URL in production: the links in"
+            f" emails would point at {settings.base_url}"
+        )
+
+
+# Each number's range, inclusive. Each bound keeps a value from being nonsense: below it
+# Herald would spin, refuse everything or lose data; above it a bound would be no bound.
+_RANGES: dict[str, tuple[float, float]] = {
+    "redis_stream_maxlen": (1_000, 100_000_000),  # fewer: a brief hiccup loses live events
+    "jwt_leeway": (0, 300),  # more: an expired token would pass for minutes
+    "jwks_cache_seconds": (1, 86_400),  # a day: a revoked key must stop working
+    "port": (1, 65_535),  # TCP's ports
+    "stream_token_ttl": (10, 86_400),  # a token in a URL lives minutes, a day at most
+    "replay_limit": (1, 1_000_000),  # 0 or less: every resume would be a reset
+    "stream_buffer": (1, 100_000),  # per connection: more is memory one client pins
+    "heartbeat_seconds": (1, 3_600),  # below 1 s streams spin; proxies cut idle ones at ~60 s
+    "sse_retry_ms": (100, 3_600_000),  # below 100 ms clients hammer a node that restarts
+    "send_timeout_seconds": (1, 3_600),  # a slow reader is cut within the hour
+    "max_body_bytes": (1_024, 64 * 1024 * 1024),  # a publish must fit; more is a memory bomb
+    "max_notification_bytes": (256, 16 * 1024 * 1024),  # a title must fit; a stream frame too
+    "max_recipients": (1, 1_000_000),  # above: use a topic
+    "max_request_head_bytes": (4_096, 1024 * 1024),  # a token must fit; a MiB is no bound
+    "request_head_timeout_seconds": (1, 3_600),  # slow networks need a second; an hour at most
+    "request_body_timeout_seconds": (1, 3_600),
+    "publish_rate": (0, 1_000_000),  # 0: no limit
+    "publish_burst": (0, 10_000_000),
+    "recipient_rate": (0, 1_000_000),
+    "recipient_burst": (0, 10_000_000),
+    "max_streams_per_user": (1, 10_000),
+    "max_topics_per_user": (1, 1_000_000),
+    "scheduler_interval": (0.01, 60),  # below 10 ms the node spins; above, sends are late
+    "idempotency_ttl_seconds": (60, 30 * 86_400),  # retries come within minutes, not months
+    "db_pool_size": (1, 1_000),  # PostgreSQL's own connection limit is in the hundreds
+    "db_pool_timeout_seconds": (0.001, 3_600),  # 0 would fail every request; hours is no bound
+    "db_query_timeout_seconds": (0.001, 3_600),
+    "shutdown_grace_seconds": (0, 3_600),
+    "provider_timeout_seconds": (0.1, 3_600),
+    "job_visibility_seconds": (1, 86_400),
+    "worker_concurrency": (1, 10_000),
+    "dispatch_interval": (0.01, 60),  # as the scheduler's
+    "template_timeout_seconds": (0.1, 60),  # a render is milliseconds; a minute is a loop
+    "template_memory_mb": (16, 65_536),  # the interpreter alone needs some
+    "retention_days": (1, 36_500),  # unset keeps everything
+    "retention_batch": (1, 1_000_000),  # rows per transaction: more holds long locks
+}
+_VARIABLES = {field_name: variable for variable, (field_name, _) in _ENV.items()}
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?")
+_REDIS_PREFIX = re.compile(r"[!-~]{1,100}")
+
+
+def _validate_ranges(settings: Settings) -> None:
+    for field_name, (low, high) in _RANGES.items():
+        value = getattr(settings, field_name)
+        if value is not None and not low <= value <= high:
+            raise ConfigError(
+                f"{_VARIABLES[field_name]} must be from {low:.15g} to {high:.15g}, got {value:.15g}"
+            )
+
+
+def _validate_text(settings: Settings) -> None:
+    checks = (
+        ("HERALD_LOG_LEVEL", settings.log_level, settings.log_level in LOG_LEVELS,
+         "one of " + ", ".join(LOG_LEVELS)),
+        ("HERALD_HOST", settings.host,
+         _is_ip(settings.host) or bool(_HOSTNAME.fullmatch(settings.host)),
+         "an IP address or a host name"),
+        ("HERALD_REDIS_PREFIX", settings.redis_prefix,
+         bool(_REDIS_PREFIX.fullmatch(settings.redis_prefix)),
+         "1-100 printable characters, no spaces"),
+        ("HERALD_EMAIL_FROM", settings.email_from, "@" in parseaddr(settings.email_from)[1],
+         "an address like Name <x@domain>"),
+        # RFC 8292 asks for a contact URI, and Apple's push service refuses any other `sub`.
+        ("HERALD_VAPID_SUBJECT", settings.vapid_subject,
+         settings.vapid_subject.startswith(("mailto:", "https:")), "a mailto: or https: URI"),
+        ("HERALD_DEV_SECRET_FILE", settings.dev_secret_file, bool(settings.dev_secret_file.strip()),
+         "a file name"),
+        ("HERALD_DEV_VAPID_FILE", settings.dev_vapid_file, bool(settings.dev_vapid_file.strip()),
+         "a file name"),
+    )  # fmt: skip
+    for variable, value, valid, expected in checks:
+        if not valid:
+            raise ConfigError(f"{variable}: expected {expected}, got {value!r}")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 # The order of the P-256 group: a VAPID private key is a number from 1 to P256_ORDER - 1.

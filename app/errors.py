@@ -172,3 +172,15 @@ class ChannelNotConfigured(Problem):
 
 class NotDeadLettered(Problem):
     slug, status, title = "not-dead-lettered", 409, "This delivery is not in the dead-letter queue"
+
+
+class RequestTimeout(Problem):
+    slug, status, title = "request-timeout", 408, "The request did not arrive in time"
+
+
+class HeadersTooLarge(Problem):
+    slug, status, title = (
+        "request-header-too-large",
+        431,
+        "The request line and headers are too large",
+    )

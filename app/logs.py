@@ -3,13 +3,17 @@ the request it belongs to.
 
 What is logged is chosen, not dumped: the access log names the method, the path without its
 query string (stream tokens travel there), the status and the duration; nothing logs a token,
-a header or a body. uvicorn's own access log, which prints query strings, is turned off.
+a header or a body. uvicorn's own access log, which prints query strings, is turned off; its
+WebSocket lines (`"WebSocket /api/ws?token=…" 101`, and at debug level the handshake's headers)
+cannot be, so `TokenRedactor` rewrites every `token=` and `Bearer` value on uvicorn's and
+Herald's loggers, where records are made, and on the handler, for any other logger's record.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.config
+import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -49,13 +53,52 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# `token=<value>` in a query string (as a URL, a repr of bytes or a quoted line shows it), and
+# `Bearer <value>` in a header line (websockets logs a handshake's headers at debug level).
+_TOKEN_VALUE = re.compile(r"(token=|bearer\s+)[^&\s'\"]+", re.IGNORECASE)
+REDACTED = "[redacted]"
+# The loggers that write request URLs: uvicorn's (WebSocket handshakes, ASGI traces) and ours.
+URL_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "herald", "app")
+
+
+class TokenRedactor(logging.Filter):
+    """Replaces every `token=` and `Bearer` value in a record's message, so a token in a URL
+    or a header never reaches a log line, whichever handler writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed record: the handler reports it as it would have
+        lowered = message.lower()
+        if "token=" in lowered or "bearer" in lowered:
+            record.msg = _TOKEN_VALUE.sub(r"\1" + REDACTED, message)
+            record.args = None
+        return True
+
+
+_REDACTOR = TokenRedactor()
+
+
+def redact_tokens() -> None:
+    """Install the redactor on the loggers that write URLs (once), whatever their handlers:
+    uvicorn's dictConfig keeps a logger's filters."""
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
+
+
 def logging_config(level: str, fmt: str) -> dict[str, Any]:
     """A dictConfig for Herald and uvicorn alike: `fmt` is "json" or "text"."""
     text = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
+        "filters": {
+            "request_id": {"()": RequestIdFilter},
+            "redact_tokens": {"()": TokenRedactor},
+        },
         "formatters": {
             "json": {"()": JsonFormatter},
             "text": {"format": text},
@@ -65,7 +108,7 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": fmt,
-                "filters": ["request_id"],
+                "filters": ["request_id", "redact_tokens"],
             }
         },
         "root": {"handlers": ["stderr"], "level": level.upper()},
@@ -78,4 +121,5 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
 
 
 def configure(level: str, fmt: str) -> None:
+    redact_tokens()
     logging.config.dictConfig(logging_config(level, fmt))

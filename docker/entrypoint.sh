@@ -9,6 +9,8 @@
 # Every branch ends in `exec`, so herald replaces this shell as PID 1 and receives the SIGTERM of
 # `docker stop` itself.
 #
+# HERALD_ENV is production unless set: `-e HERALD_ENV=development` for a demo.
+#
 # `serve` listens on 0.0.0.0 inside the container (HERALD_HOST overrides it, and so does an
 # explicit --host, which comes later and wins), since 127.0.0.1 would be unreachable through a
 # published port.
@@ -57,6 +59,10 @@ for var in HERALD_JWT_SECRET DATABASE_URL REDIS_URL HERALD_SMTP_URL HERALD_SMS_U
     file_env "$var"
 done
 unset var
+
+# Production unless told otherwise (the Dockerfile says so too; this holds when the image's
+# environment is replaced): development mode serves the dev login, which mints any token.
+export HERALD_ENV="${HERALD_ENV:-production}"
 
 case "$1" in
     -*)

@@ -29,6 +29,7 @@ from herald_server.auth import issue_token
 from herald_server.config import Settings
 from herald_server.main import create_app
 from herald_server.models import SCOPE_ADMIN, SCOPE_PUBLISH
+from herald_server.server import uvicorn_config
 from herald_server.store import Store, open_store
 
 PG_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -40,6 +41,9 @@ TABLES = (
     " templates, deliveries, delivery_attempts"
 )
 BACKENDS = ["embedded", "production"]
+# The server settings a test gets unless it asks for others: the defaults, logging warnings
+# only, and a short grace so a stopped server does not hold the test up.
+QUIET = Settings(log_level="warning", shutdown_grace_seconds=1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -182,22 +186,24 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def run_server(app: Starlette, port: int = 0) -> AsyncIterator[LiveServer]:
-    """Serve `app` with uvicorn on loopback in this event loop: on `port`, or a free one."""
+async def run_server(
+    app: Starlette, port: int = 0, settings: Settings = QUIET, host: str = "127.0.0.1"
+) -> AsyncIterator[LiveServer]:
+    """Serve `app` with uvicorn in this event loop, configured as `herald serve` configures it
+    from `settings` (protocol limits, redaction), on `port` or a free one; the test's own
+    logging is left alone."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind((host, port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", timeout_graceful_shutdown=1, lifespan="on", ws="websockets-sansio"
-    )
+    config = uvicorn_config(settings, app, configure_logging=False)
     server = uvicorn.Server(config)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(server.serve, [sock])
         with anyio.fail_after(10):
             while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
                 await anyio.sleep(0.01)
-        live = LiveServer(f"http://127.0.0.1:{port}", server)
+        live = LiveServer(f"http://{host}:{port}", server)
         try:
             yield live
         finally:

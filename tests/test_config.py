@@ -30,10 +30,22 @@ VALID_TEXT = {
     "public_url": "https://herald.example.com",
     "smtp_url": "smtp://mailer:secret@smtp.example.com:587?starttls=true",
     "sms_url": "twilio://AC123:token@api.twilio.com/?from=%2B15550001111",
+    "jwks_url": "https://idp.example.com/.well-known/jwks.json",
+    "log_level": "debug",
+    "email_from": "Alerts <alerts@example.com>",
+    "vapid_subject": "https://example.com/contact",
 }
 # Fields whose default is what the generic value for their type would give.
 VALID_PARSED: dict[str, tuple[str, object]] = {
     "allow_private_targets": ("true", True),
+    "insecure_dev_login_from_network": ("true", True),
+    # Numbers whose range leaves out the generic 42.
+    "redis_stream_maxlen": ("5000", 5000),
+    "sse_retry_ms": ("500", 500),
+    "max_body_bytes": ("65536", 65536),
+    "max_notification_bytes": ("4096", 4096),
+    "max_request_head_bytes": ("8192", 8192),
+    "idempotency_ttl_seconds": ("3600", 3600),
     "cors_origins": (
         "https://app.example.com, http://localhost:3000/",
         ("https://app.example.com", "http://localhost:3000"),

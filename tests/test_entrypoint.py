@@ -246,11 +246,14 @@ def test_a_leading_flag_is_an_argument_of_serve(
     result = entrypoint("--port", "eighty", env=env, cwd=tmp_path, shell=shell)
 
     assert result.returncode == 2
-    assert "herald serve: error: argument --port: invalid int value: 'eighty'" in result.stderr
+    assert (
+        "herald serve: error: argument --port: expected a port from 1 to 65535, got 'eighty'"
+        in (result.stderr)
+    )
 
 
 def test_migrate_creates_the_database(env: dict[str, str], tmp_path: Path) -> None:
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path}/data/herald.db"
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path}/data/herald.db", HERALD_JWT_SECRET=SECRET)
     (tmp_path / "data").mkdir()
 
     result = entrypoint("migrate", env=env, cwd=tmp_path)
@@ -282,7 +285,7 @@ def test_serve_is_herald_itself_answers_the_healthcheck_and_stops_on_sigterm(
     if as_pid_1 and not pid_namespaces():
         pytest.skip("unshare cannot start a PID namespace here")
     port = free_port()
-    env["HERALD_PORT"] = str(port)
+    env.update(HERALD_PORT=str(port), HERALD_JWT_SECRET=SECRET)
 
     with started(*args, env=env, cwd=tmp_path, as_pid_1=as_pid_1) as process:
         wait_until_answering(f"http://127.0.0.1:{port}/healthz", process, tmp_path)
@@ -308,7 +311,7 @@ def test_a_worker_is_healthchecked_on_its_metrics_port_and_stops_on_sigterm(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     port = free_port()
-    env["HERALD_HEALTHCHECK_URL"] = f"http://127.0.0.1:{port}/metrics"
+    env.update(HERALD_HEALTHCHECK_URL=f"http://127.0.0.1:{port}/metrics", HERALD_JWT_SECRET=SECRET)
 
     with started("worker", "--metrics-port", str(port), env=env, cwd=tmp_path) as process:
         wait_until_answering(env["HERALD_HEALTHCHECK_URL"], process, tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
@@ -101,8 +101,15 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     return problem_response(ServiceUnavailable("the store is unavailable"))
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left, or was cut for sending its body too slowly (herald_server.server), while its
+    body was read: nobody hears an answer, and it is no bug to log a traceback for."""
+    return Response(status_code=400)
+
+
 exception_handlers = {
     Problem: _problem,
+    ClientDisconnect: _client_gone,
     HTTPException: _http,
     StoreUnavailable: _unavailable,
     Exception: _unexpected,

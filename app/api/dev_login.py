@@ -2,10 +2,16 @@
 
 It is what `herald token` does, over HTTP: on by default in development, refused in
 production (HERALD_DEV_LOGIN). A real app mints its users' tokens itself (README).
+
+Even in development it answers only to this machine: a node started with `--host 0.0.0.0`
+(as the container does) would otherwise hand an admin token to anyone on the network. A request
+from a loopback address without a forwarding header is local; one relayed by a proxy is not,
+whatever address the proxy connects from. HERALD_INSECURE_DEV_LOGIN_FROM_NETWORK lifts this.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from starlette.requests import Request
@@ -27,6 +33,8 @@ async def dev_login(request: Request) -> Response:
     found = services(request)
     if not found.settings.dev_login_enabled:
         raise NotFound("dev login is off (HERALD_DEV_LOGIN)")
+    if not (found.settings.insecure_dev_login_from_network or from_this_machine(request)):
+        raise NotFound("dev login answers only to clients on this machine's loopback address")
     await read_json(request, EmptyBody, optional=True)
     sub = request.query_params.get("sub", "")
     if not _USER.fullmatch(sub):
@@ -40,6 +48,20 @@ async def dev_login(request: Request) -> Response:
     return json_response(
         {"token": token, "sub": sub, "scopes": scopes, "expires_at": iso(expires_at)}, 201
     )
+
+
+# Headers a proxy adds: a request carrying one was relayed from elsewhere.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def from_this_machine(request: Request) -> bool:
+    """Whether the client connected from a loopback address, directly."""
+    if request.client is None or any(name in request.headers for name in FORWARDING_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
 
 
 routes = [Route("/api/dev/login", dev_login, methods=["POST"])]
