@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
 from herald_server import __version__, codec
 from herald_server.config import (
@@ -22,10 +21,6 @@ from herald_server.config import (
     with_dev_vapid_key,
 )
 from herald_server.models import SCOPE_PUBLISH
-
-if TYPE_CHECKING:
-    from herald_server.store import DeliveryStore
-    from herald_server.worker import Worker
 
 
 def _environment() -> Settings:
@@ -123,6 +118,8 @@ def serve(args: argparse.Namespace) -> None:
     _preflight(settings, channels=True)
     host = args.host or settings.host
     port = args.port or settings.port
+    # The metrics port (HERALD_METRICS_PORT) listens on the same address as the API.
+    settings = replace(settings, host=host, port=port)
     print(
         f"herald: serving on http://{host}:{port} (store {settings.database_url.split('://')[0]},"
         f" bus {'redis' if settings.redis_url else 'in-process'});"
@@ -138,6 +135,12 @@ def serve(args: argparse.Namespace) -> None:
         else f"herald: {channels} delivered by `herald worker` processes (none run here)"
     )
     print(delivery, file=sys.stderr)
+    if settings.metrics_port is not None:
+        print(
+            f"herald: metrics on http://{host}:{settings.metrics_port}/metrics and"
+            " /metrics/cluster, not on the API's port",
+            file=sys.stderr,
+        )
     if settings.dev_login_enabled:
         print(_dev_login_notice(settings, host, port), file=sys.stderr)
     # uvicorn drains on SIGTERM, then raises the signal again into the handler it found
@@ -169,6 +172,7 @@ def worker(args: argparse.Namespace) -> None:
 
     import uvloop
 
+    from herald_server.api.metrics import serving_metrics, worker_metrics
     from herald_server.bus import open_queue
     from herald_server.channels import configured_channels, open_channels
     from herald_server.logs import configure
@@ -196,49 +200,17 @@ def worker(args: argparse.Namespace) -> None:
                 f" (queue {'redis' if settings.redis_url else 'in-process'})",
                 file=sys.stderr,
             )
-            if args.metrics_port is None:
+            async with serving_metrics(
+                worker_metrics(store, running.deliverer.attempts),
+                args.metrics_host,
+                args.metrics_port,
+            ):
                 await running.run()
-            else:
-                await _run_with_metrics(running, store, args.metrics_host, args.metrics_port)
         finally:
             await running.aclose()
             await store.aclose()
 
     uvloop.run(run())
-
-
-# How often a worker's /metrics reads the delivery backlog from the store.
-METRICS_REFRESH_SECONDS = 5.0
-
-
-async def _run_with_metrics(running: Worker, store: DeliveryStore, host: str, port: int) -> None:
-    """Serve the worker's delivery figures for Prometheus from a thread, as prometheus-client
-    does, with the backlog read from the store every few seconds."""
-    import anyio
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from herald_server.api.metrics import DeliveryCollector
-    from herald_server.errors import StoreUnavailable
-
-    registry = CollectorRegistry()
-    deliveries = DeliveryCollector(store, running.deliverer.attempts)
-    registry.register(deliveries)
-    server, thread = start_http_server(port, host, registry)
-    try:
-        async with anyio.create_task_group() as tasks:
-
-            async def refresh() -> None:
-                while True:
-                    with contextlib.suppress(StoreUnavailable):
-                        await deliveries.refresh()
-                    await anyio.sleep(METRICS_REFRESH_SECONDS)
-
-            tasks.start_soon(refresh)
-            await running.run()
-            tasks.cancel_scope.cancel()
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 def migrate(args: argparse.Namespace) -> None:

@@ -147,6 +147,9 @@ class Settings:
     # `herald serve` runs the delivery workers itself. Unset means: when REDIS_URL is unset
     # (the embedded default); with Redis, run `herald worker` processes instead.
     in_process_worker: bool | None = None
+    # Serve /metrics and /metrics/cluster on this port (same address as the API) instead of
+    # the API's port, so a proxy in front never exposes them. Unset: on the API's port.
+    metrics_port: int | None = None
 
     @property
     def production(self) -> bool:
@@ -281,6 +284,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "HERALD_TEMPLATE_MEMORY_MB": ("template_memory_mb", int),
     "HERALD_RETENTION_DAYS": ("retention_days", int),
     "HERALD_RETENTION_BATCH": ("retention_batch", int),
+    "HERALD_METRICS_PORT": ("metrics_port", int),
 }
 
 _SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
@@ -347,6 +351,8 @@ def validate(settings: Settings) -> None:
         )
     if settings.jwt_secret is not None and len(settings.jwt_secret) < 32:
         raise ConfigError("HERALD_JWT_SECRET must be at least 32 characters")
+    if settings.metrics_port is not None and settings.metrics_port == settings.port:
+        raise ConfigError("HERALD_METRICS_PORT must differ from HERALD_PORT")
     if not settings.provider_timeout_seconds < settings.job_visibility_seconds:
         raise ConfigError(
             "HERALD_PROVIDER_TIMEOUT_SECONDS must be below HERALD_JOB_VISIBILITY_SECONDS, or a"
@@ -410,6 +416,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "jwt_leeway": (0, 300),  # more: an expired token would pass for minutes
     "jwks_cache_seconds": (1, 86_400),  # a day: a revoked key must stop working
     "port": (1, 65_535),  # TCP's ports
+    "metrics_port": (1, 65_535),
     "stream_token_ttl": (10, 86_400),  # a token in a URL lives minutes, a day at most
     "replay_limit": (1, 1_000_000),  # 0 or less: every resume would be a reset
     "stream_buffer": (1, 100_000),  # per connection: more is memory one client pins

@@ -11,7 +11,6 @@ from importlib.resources import files
 from pathlib import Path
 
 import anyio
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import FileResponse, Response
@@ -19,8 +18,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from herald_server import api
+from herald_server.api import metrics
 from herald_server.api.cors import cors_middleware
-from herald_server.api.metrics import register_collectors
+from herald_server.api.metrics import node_metrics, process_registry, serving_metrics
 from herald_server.api.observe import Observer, latency_histogram
 from herald_server.auth import Authenticator
 from herald_server.bus import open_bus, open_limiter, open_queue
@@ -41,17 +41,6 @@ from herald_server.worker import Worker, build_worker
 log = logging.getLogger("herald")
 # The pages and herald.js ship inside the package; an installed wheel unpacks them as files.
 STATIC_DIR = Path(str(files("herald_server.static")))
-# A background loop that crashes is logged and restarted after this pause, never lost silently.
-RESTART_DELAY = 1.0
-
-
-async def supervise(name: str, loop: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        try:
-            await loop()
-        except Exception:
-            log.exception("%s crashed; restarting in %.0f s", name, RESTART_DELAY)
-        await anyio.sleep(RESTART_DELAY)
 
 
 async def stop_worker(worker: Worker | None, grace: float) -> None:
@@ -126,7 +115,7 @@ def build_services(settings: Settings) -> Services:
 
 
 def create_app(settings: Settings) -> Starlette:
-    registry = CollectorRegistry()
+    registry = process_registry()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -137,7 +126,7 @@ def create_app(settings: Settings) -> Starlette:
                 if applied:
                     log.info("applied migrations: %s", ", ".join(applied))
             app.state.services = found
-            app.state.metrics = (registry, register_collectors(registry, found))
+            app.state.metrics = node_metrics(registry, found)
             scheduler = Scheduler(
                 found.store,
                 found.publisher,
@@ -147,20 +136,22 @@ def create_app(settings: Settings) -> Starlette:
                 if settings.retention_days is None
                 else Retention(found.store, settings.retention_days, settings.retention_batch),
             )
+            loops = found.supervisor
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(
-                    supervise,
+                    loops.run,
                     "bus listener",
                     lambda: found.bus.run(found.hub.deliver, found.hub.resync),
                 )
-                tasks.start_soon(supervise, "scheduler", scheduler.run)
+                tasks.start_soon(loops.run, "scheduler", scheduler.run)
                 # The server drains connections before the lifespan hears of shutdown: streams
                 # are ended as soon as the server is told (see herald_server.streams.sse), not
                 # after.
                 tasks.start_soon(end_streams_on_exit, found.hub)
                 if found.worker is not None:
                     tasks.start_soon(found.worker.run)
-                yield
+                async with serving_metrics(app.state.metrics, settings.host, settings.metrics_port):
+                    yield
                 found.hub.close()
                 await stop_worker(found.worker, settings.shutdown_grace_seconds)
                 tasks.cancel_scope.cancel()
@@ -180,6 +171,8 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         *api.routes(),
+        # With a metrics port of its own, /metrics is served there and not here.
+        *(metrics.routes if settings.metrics_port is None else []),
         *sse.routes,
         *ws.routes,
         Route("/", page("index.html"), methods=["GET"]),

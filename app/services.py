@@ -4,7 +4,7 @@ transport."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
@@ -17,6 +17,7 @@ from herald_server.core.inbox import Inbox
 from herald_server.core.publishing import Publisher
 from herald_server.core.renderer import TemplateRenderer
 from herald_server.store import Backend
+from herald_server.supervision import Supervisor
 from herald_server.worker import Worker
 
 
@@ -40,6 +41,8 @@ class Services:
     worker: Worker | None = None
     # Checks Twilio's signature on a status report (URL, form, signature); None without SMS.
     sms_signature: Callable[[str, Mapping[str, str], str], bool] | None = None
+    # The node's background loops and their crashes (for /readyz and /metrics).
+    supervisor: Supervisor = field(default_factory=Supervisor)
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -1,10 +1,10 @@
 #!/bin/sh
 # Herald container entrypoint.
 #
-#   serve|worker|migrate|token|send [ARGS...]  ->  exec herald <command> [ARGS...]
-#   --some-flag ...                            ->  exec herald serve --some-flag ...
-#   healthcheck                                ->  the image's HEALTHCHECK (see below)
-#   anything else                              ->  exec it as given (sh, python, herald ...)
+#   serve|worker|migrate|retention|token|send [ARGS...]  ->  exec herald <command> [ARGS...]
+#   --some-flag ...                                      ->  exec herald serve --some-flag ...
+#   healthcheck                                          ->  the image's HEALTHCHECK (see below)
+#   anything else                                        ->  exec it as given (sh, python, ...)
 #
 # Every branch ends in `exec`, so herald replaces this shell as PID 1 and receives the SIGTERM of
 # `docker stop` itself.
@@ -75,7 +75,8 @@ case "$1" in
         shift
         exec herald serve --host "${HERALD_HOST:-0.0.0.0}" "$@"
         ;;
-    worker | migrate | token | send)
+    # Every other `herald` subcommand (tests/test_entrypoint.py checks the list against the CLI).
+    worker | migrate | retention | token | send)
         exec herald "$@"
         ;;
     *)

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from herald_server import codec
 
@@ -159,3 +160,13 @@ def silent_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+def metric(text: str, sample_name: str, **labels: str) -> float | None:
+    """One sample of a Prometheus text document, read with prometheus-client's own parser as
+    Prometheus would read it; None when the document has no such sample."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == sample_name and sample.labels == labels:
+                return sample.value
+    return None

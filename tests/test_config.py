@@ -220,3 +220,9 @@ def test_an_explicit_secret_leaves_the_dev_secret_file_alone(tmp_path: Path) -> 
 
     assert with_dev_secret(settings) == (settings, False)
     assert not path.exists()
+
+
+@pytest.mark.parametrize("raw", ["0", "65536", "8000"])
+def test_a_metrics_port_that_is_no_port_or_the_api_port_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="HERALD_METRICS_PORT"):
+        from_env({"HERALD_METRICS_PORT": raw, "HERALD_PORT": "8000"})

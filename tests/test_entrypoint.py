@@ -6,6 +6,7 @@ with dash too when it is installed, and all of them with bash."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import os
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from herald_server.auth import Authenticator
+from herald_server.cli import parser
 from herald_server.config import Settings
 from tests.helpers import free_port
 
@@ -252,6 +254,40 @@ def test_a_leading_flag_is_an_argument_of_serve(
     )
 
 
+def herald_subcommands() -> list[str]:
+    """Every subcommand the `herald` CLI has, read from its own parser."""
+    [commands] = [
+        action
+        # argparse lists its subcommands nowhere public.
+        for action in parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    ]
+    return sorted(commands.choices)
+
+
+@pytest.mark.parametrize("command", herald_subcommands())
+def test_every_herald_subcommand_passes_through_to_herald(
+    command: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    result = entrypoint(command, "--help", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: herald {command}"), result.stdout
+
+
+def test_retention_deletes_old_notifications_with_its_days_flag(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The operator's `docker run herald retention --days 30`, on a migrated database."""
+    env["HERALD_JWT_SECRET"] = SECRET
+    assert entrypoint("migrate", env=env, cwd=tmp_path).returncode == 0
+
+    result = entrypoint("retention", "--days", "30", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("deleted notifications older than 30 days: 0 notifications")
+
+
 def test_migrate_creates_the_database(env: dict[str, str], tmp_path: Path) -> None:
     env.update(DATABASE_URL=f"sqlite:///{tmp_path}/data/herald.db", HERALD_JWT_SECRET=SECRET)
     (tmp_path / "data").mkdir()
@@ -326,3 +362,23 @@ def test_a_worker_is_healthchecked_on_its_metrics_port_and_stops_on_sigterm(
     assert status == 0, (tmp_path / "herald.log").read_text()
     assert unhealthy.returncode == 1
     assert f"unhealthy: {env['HERALD_HEALTHCHECK_URL']}" in unhealthy.stderr
+
+
+def test_serve_with_a_metrics_port_serves_it_and_still_stops_on_sigterm(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The metrics server leaves the signals to the API server, which stops both."""
+    port, metrics_port = free_port(), free_port()
+    env.update(
+        HERALD_PORT=str(port), HERALD_METRICS_PORT=str(metrics_port), HERALD_JWT_SECRET=SECRET
+    )
+
+    with started(env=env, cwd=tmp_path) as process:
+        wait_until_answering(f"http://127.0.0.1:{metrics_port}/metrics", process, tmp_path)
+        on_api = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        status = stop(process.pid, process)
+
+    assert on_api.status_code == 404
+    assert status == 0, (tmp_path / "herald.log").read_text()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)

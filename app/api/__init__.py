@@ -16,7 +16,6 @@ from herald_server.api import (
     deliveries,
     dev_login,
     health,
-    metrics,
     notifications,
     openapi,
     preferences,
@@ -57,7 +56,6 @@ def routes() -> list[BaseRoute]:
         *deliveries.routes,
         *dev_login.routes,
         *health.routes,
-        *metrics.routes,
         *openapi.routes,
     ]
 

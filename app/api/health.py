@@ -15,9 +15,12 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Store and bus reported apart: a node without its bus still serves (from the store)."""
+    """Store and bus reported apart: a node without its bus still serves (from the store).
+    A background loop that keeps crashing makes the node unready: it no longer does its job,
+    and the load balancer should send its clients to a node that does."""
     found = services(request)
-    report = {"status": "ready", "store": "up", "bus": "up"}
+    crashing = found.supervisor.crashing()
+    report: dict[str, object] = {"status": "ready", "store": "up", "bus": "up"}
     try:
         await found.store.ping()
     except StoreUnavailable:
@@ -26,7 +29,12 @@ async def readyz(request: Request) -> Response:
         await found.bus.ping()
     except BusUnavailable:
         report.update(bus="down")
-    return json_response(report, 200 if report["store"] == "up" else 503)
+    report["loops"] = {
+        name: "crashing" if name in crashing else "up" for name in found.supervisor.loops()
+    }
+    if crashing:
+        report["status"] = "unavailable"
+    return json_response(report, 200 if report["status"] == "ready" else 503)
 
 
 routes = [

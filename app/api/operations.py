@@ -752,11 +752,24 @@ def _operations() -> list[Operation]:
             "/metrics",
             "getMetrics",
             "operations",
-            "Prometheus metrics",
-            "This node's figures in the Prometheus text format.",
+            "Prometheus metrics of this process",
+            "This process's own figures in the Prometheus text format: scrape every node and"
+            " worker, and sums across them are right. Served on HERALD_METRICS_PORT instead when"
+            " that is set.",
             media="text/plain",
             access="public",
             store=False,
+        ),
+        Operation(
+            "GET",
+            "/metrics/cluster",
+            "getClusterMetrics",
+            "operations",
+            "Prometheus metrics of the cluster",
+            "The delivery backlog and queue, read from the store: the same on every node, so"
+            " scrape it once.",
+            media="text/plain",
+            access="public",
         ),
         Operation(
             "GET",

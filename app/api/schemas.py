@@ -447,6 +447,8 @@ class Health(Struct):
     status: str
     store: str | None = None
     bus: str | None = None
+    # Each supervised background loop: "up", or "crashing" (the node is then not ready).
+    loops: dict[str, str] | None = None
 
 
 SCHEMAS: tuple[type[Struct], ...] = (

@@ -7,6 +7,7 @@ store, so a lost bus message costs latency, never a notification.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -44,13 +45,34 @@ class EventBus(Protocol):
     async def aclose(self) -> None: ...
 
 
+# Upper bounds of the bus lag histogram's buckets, in seconds: a healthy bus hands an event over
+# in milliseconds, and past a few seconds streams are catching up from the store anyway.
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class LagHistogram:
+    """Publish-to-receipt delays, counted per bucket with plain integers: observing one is a
+    list index on the receive path, and /metrics turns the counts into a histogram."""
+
+    def __init__(self) -> None:
+        # One count per bucket of LAG_BUCKETS, then one for everything slower (+Inf).
+        self.counts = [0] * (len(LAG_BUCKETS) + 1)
+        self.total_seconds = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(LAG_BUCKETS, seconds)] += 1
+        self.total_seconds += seconds
+
+
 @runtime_checkable
 class BusStats(Protocol):
     """Counters a bus may keep for /metrics."""
 
     events_in: int
     events_out: int
+    # The latest event's delay (the admin page's figure), and all of them (/metrics).
     lag_ms: int
+    lag: LagHistogram
 
 
 @dataclass(frozen=True, slots=True)

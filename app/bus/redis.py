@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from herald_server import codec
-from herald_server.bus import Deliver, EventBus, Job, JobQueue, RateLimiter, Resync
+from herald_server.bus import Deliver, EventBus, Job, JobQueue, LagHistogram, RateLimiter, Resync
 from herald_server.config import redact
 from herald_server.errors import BusUnavailable
 from herald_server.models import LiveEvent, now_ms
@@ -63,6 +63,7 @@ class RedisBus:
         self.events_in = 0
         self.events_out = 0
         self.lag_ms = 0
+        self.lag = LagHistogram()
 
     async def publish(self, event: LiveEvent) -> None:
         fields: dict[str, str | bytes] = {
@@ -110,6 +111,7 @@ class RedisBus:
     def _event(self, fields: dict[bytes, bytes]) -> LiveEvent:
         self.events_in += 1
         self.lag_ms = max(0, now_ms() - int(fields[b"at"]))
+        self.lag.observe(self.lag_ms / 1000)
         targets = tuple((user, seq) for user, seq in codec.loads(fields[b"t"]))
         return LiveEvent(_text(fields[b"k"]), _text(fields[b"d"]), targets)
 

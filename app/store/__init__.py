@@ -331,6 +331,11 @@ class DeliveryStore(Protocol):
         """(channel, status) → count, for the statuses that are not final, and `failed`."""
         ...
 
+    async def delivery_queue(self, now: int) -> tuple[int, int | None]:
+        """The deliveries due by `now` that no worker has taken yet (pending), and the oldest
+        one's due_at (None when there are none): how far behind the workers are."""
+        ...
+
 
 class AuditStore(Protocol):
     """The admin audit log, and the instant before which a user's stream tokens are void."""

@@ -647,6 +647,13 @@ class DeliveryQueries(SqlBase):
         async with self._read() as conn:
             return {(channel, status): count for channel, status, count in await conn.execute(stmt)}
 
+    async def delivery_queue(self, now: int) -> tuple[int, int | None]:
+        due = and_(deliveries.c.status == "pending", deliveries.c.due_at <= now)
+        stmt = select(func.count(), func.min(deliveries.c.due_at)).where(due)
+        async with self._read() as conn:
+            count, oldest = (await conn.execute(stmt)).one()
+        return count, oldest
+
 
 _WITH_READ = select(*deliveries.c, inbox.c.read_at).select_from(
     deliveries.outerjoin(inbox, _INBOX_OF_DELIVERY)

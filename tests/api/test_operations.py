@@ -70,7 +70,12 @@ async def test_readyz_answers_200_with_store_and_bus_up(client: httpx.AsyncClien
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"status": "ready", "store": "up", "bus": "up"}
+    assert response.json() == {
+        "status": "ready",
+        "store": "up",
+        "bus": "up",
+        "loops": {"bus listener": "up", "scheduler": "up"},
+    }
 
 
 # --- OpenAPI -------------------------------------------------------------------------------
