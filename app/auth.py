@@ -73,6 +73,10 @@ VERIFIED_TOKENS_KEPT = 10_000
 # than this: otherwise a stream of garbage kids would turn every request into a JWKS fetch.
 MIN_JWKS_REFRESH_SECONDS = 30.0
 JWKS_FETCH_TIMEOUT_SECONDS = 5.0
+# JWT times (NumericDate, seconds) must lie from the epoch to the last second of year 9999, the
+# last `datetime` can hold: no issuer means more, and Herald turns `exp` into dates.
+NUMERIC_DATES = ("exp", "iat", "nbf")
+MAX_NUMERIC_DATE = 253_402_300_799
 
 
 class Authenticator:
@@ -356,6 +360,12 @@ def _validate(claims: dict[str, Any], registry: jwt.JWTClaimsRegistry) -> None:
         registry.validate(claims)
     except errors.JoseError as exc:
         raise Unauthenticated(_describe(exc)) from None
+    # The registry checks these are finite numbers, not that they are dates: `exp: 1e308`
+    # passed, and overflowed when turned into milliseconds.
+    for name in NUMERIC_DATES:
+        value = claims.get(name)
+        if value is not None and not 0 <= value <= MAX_NUMERIC_DATE:
+            raise Unauthenticated(f"{name} is not a date from 1970 to 9999")
 
 
 _CLAIM_FAILURES = {
@@ -426,7 +436,7 @@ def _topics(claims: dict[str, Any]) -> frozenset[str]:
 
 
 def _expires_at_ms(claims: dict[str, Any]) -> int:
-    # The registry has already checked `exp` is a finite number.
+    # `_validate` has already checked `exp` is a date `iso` can print.
     return int(claims["exp"] * 1000)
 
 

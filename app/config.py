@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from herald_server.codec import MAX_DEPTH
+
 Environment = Literal["development", "production"]
 
 
@@ -150,6 +152,13 @@ class Settings:
     # Serve /metrics and /metrics/cluster on this port (same address as the API) instead of
     # the API's port, so a proxy in front never exposes them. Unset: on the API's port.
     metrics_port: int | None = None
+    # JSON request bodies and WebSocket frames nest at most this deep (422 beyond): decoders
+    # recurse once per level, and a document stored near Python's limit failed every read.
+    max_json_depth: int = 32
+    # Frames a WebSocket client may send per second, with bursts on top; past them the socket
+    # is closed (1008), so one client cannot queue up work for the node.
+    ws_frame_rate: float = 20.0
+    ws_frame_burst: int = 40
 
     @property
     def production(self) -> bool:
@@ -285,6 +294,9 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "HERALD_RETENTION_DAYS": ("retention_days", int),
     "HERALD_RETENTION_BATCH": ("retention_batch", int),
     "HERALD_METRICS_PORT": ("metrics_port", int),
+    "HERALD_MAX_JSON_DEPTH": ("max_json_depth", int),
+    "HERALD_WS_FRAME_RATE": ("ws_frame_rate", float),
+    "HERALD_WS_FRAME_BURST": ("ws_frame_burst", int),
 }
 
 _SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
@@ -449,6 +461,9 @@ _RANGES: dict[str, tuple[float, float]] = {
     "template_memory_mb": (16, 65_536),  # the interpreter alone needs some
     "retention_days": (1, 36_500),  # unset keeps everything
     "retention_batch": (1, 1_000_000),  # rows per transaction: more holds long locks
+    "max_json_depth": (2, MAX_DEPTH),  # 2: a body holding one object; deeper broke decoders
+    "ws_frame_rate": (0.01, 10_000),  # a socket must be able to send; no client needs more
+    "ws_frame_burst": (1, 100_000),
 }
 _VARIABLES = {field_name: variable for variable, (field_name, _) in _ENV.items()}
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")

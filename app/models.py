@@ -193,8 +193,12 @@ class InboxQuery:
 
 @dataclass(frozen=True, slots=True)
 class InboxPage:
+    """`last_seq` is the cursor of the page's last row, which may be one left out as unreadable:
+    paging goes on from there."""
+
     items: list[InboxItem] = field(default_factory=list)
     has_more: bool = False
+    last_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

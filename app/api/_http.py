@@ -11,9 +11,9 @@ from starlette.responses import Response
 
 from herald_server import codec
 from herald_server.auth import bearer
+from herald_server.core.params import parse_id, parse_limit, whole_number
 from herald_server.errors import (
     Forbidden,
-    InvalidParameter,
     MalformedBody,
     NotFound,
     PayloadTooLarge,
@@ -27,7 +27,6 @@ from herald_server.services import services_of as services
 
 T = TypeVar("T")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-MAX_ID_DIGITS = 18
 # As long as a token's `sub` may be (herald_server.auth).
 MAX_USER_CHARS = 200
 
@@ -59,8 +58,8 @@ def path_user(request: Request) -> str:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The body, refused early if it announces or reaches more than `max_bytes`."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    declared = whole_number(request.headers.get("content-length"))
+    if declared is not None and declared > max_bytes:
         raise PayloadTooLarge(f"the body has {declared} bytes; at most {max_bytes}")
     chunks = []
     size = 0
@@ -83,20 +82,22 @@ async def read_json(request: Request, kind: type[T], optional: bool = False) -> 
     decoder = _decoders.get(kind)
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    depth = services(request).settings.max_json_depth
     try:
         result: T = decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise ValidationFailed(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise MalformedBody(str(exc)) from None
+    except RecursionError:
+        raise ValidationFailed(f"the body nests more than {depth} levels deep") from None
+    if codec.nests_deeper_than(raw, result, depth):
+        raise ValidationFailed(f"the body nests more than {depth} levels deep")
     return result
 
 
 def limit_param(request: Request, default: int, maximum: int) -> int:
-    raw = request.query_params.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise InvalidParameter(f"limit must be a whole number from 1 to {maximum}")
-    return int(raw)
+    return parse_limit(request.query_params.get("limit"), default, maximum)
 
 
 def path_name(request: Request, param: str, pattern: re.Pattern[str], what: str) -> str:
@@ -109,10 +110,7 @@ def path_name(request: Request, param: str, pattern: re.Pattern[str], what: str)
 
 def path_id(request: Request, what: str = "notification") -> int:
     """A numeric id from the path; anything malformed is simply not found."""
-    raw: str = request.path_params["id"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_ID_DIGITS:
-        raise NotFound(f"{what} {raw[:40]!r} not found")
-    return int(raw)
+    return parse_id(request.path_params["id"], what)
 
 
 def json_response(

@@ -16,7 +16,8 @@ from starlette.routing import Route
 from herald_server.api._http import json_response, limit_param, principal_with, services
 from herald_server.api.schemas import AUDIT_ACTION
 from herald_server.bus import BusStats
-from herald_server.core.render import notification_body, parse_cursor
+from herald_server.core.params import parse_cursor
+from herald_server.core.render import notification_body
 from herald_server.errors import InvalidParameter
 from herald_server.models import SCOPE_ADMIN, iso
 

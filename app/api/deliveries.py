@@ -24,7 +24,7 @@ from herald_server.api._http import (
     services,
 )
 from herald_server.api.schemas import TypeDefaultsBody
-from herald_server.core.render import parse_cursor
+from herald_server.core.params import parse_cursor
 from herald_server.errors import InvalidParameter, NotDeadLettered, NotFound
 from herald_server.models import (
     CHANNELS,

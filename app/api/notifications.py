@@ -17,8 +17,8 @@ from herald_server.api._http import (
     services,
 )
 from herald_server.api.schemas import PublishBody, UpToBody
+from herald_server.core.params import parse_cursor
 from herald_server.core.publishing import TemplateUse
-from herald_server.core.render import parse_cursor
 from herald_server.errors import InvalidParameter, ValidationFailed
 from herald_server.models import (
     Audience,

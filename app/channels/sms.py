@@ -146,7 +146,7 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
 def _retry_after(response: httpx.Response) -> float | None:
     """Retry-After in seconds; the HTTP-date form is left to the worker's own backoff."""
     value = response.headers.get("Retry-After", "").strip()
-    return float(value) if value.isdigit() else None
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 _: type[Channel] = TwilioChannel

@@ -32,6 +32,7 @@ from herald_server.channels import (
     WebhookTarget,
 )
 from herald_server.core.content import UnsubscribeLink, channel_content
+from herald_server.core.params import whole_number
 from herald_server.core.routing import Router, release
 from herald_server.errors import BusUnavailable
 from herald_server.models import Delivery, DeliveryTask, now_ms
@@ -55,11 +56,10 @@ def parse_delivery_key(key: str) -> tuple[int, int] | None:
     """(delivery id, created_at) of a key `delivery_key` made, or None."""
     prefix, _, rest = key.partition("-")
     ident, _, created = rest.partition("-")
-    if prefix != "herald" or not (ident.isdigit() and created.isdigit()):
+    delivery_id, created_at = whole_number(ident), whole_number(created)
+    if prefix != "herald" or delivery_id is None or created_at is None:
         return None
-    if not ident.isascii() or not created.isascii() or max(len(ident), len(created)) > 18:
-        return None
-    return int(ident), int(created)
+    return delivery_id, created_at
 
 
 @dataclass(frozen=True, slots=True)

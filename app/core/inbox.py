@@ -32,12 +32,13 @@ class Inbox:
             raise InvalidCursor(f"{query.after} is ahead of this inbox; refetch without after")
         items = [item_body(item) for item in page.items]
         body: dict[str, Any] = {"items": items, "next_cursor": None, **counts_body(counts)}
+        last = None if page.last_seq is None else str(page.last_seq)
         if query.after is not None:
             # Polling forward: the next poll starts after the newest item returned.
-            body["next_cursor"] = items[-1]["cursor"] if items else str(query.after)
+            body["next_cursor"] = last or str(query.after)
             body["has_more"] = page.has_more
         elif page.has_more:
-            body["next_cursor"] = items[-1]["cursor"]
+            body["next_cursor"] = last
         encoded = codec.dumps(body)
         return encoded, 'W/"' + hashlib.blake2b(encoded, digest_size=12).hexdigest() + '"'
 

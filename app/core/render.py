@@ -1,7 +1,7 @@
 """How notifications and events look on the wire: one shape for REST, SSE and WebSocket.
 
 Cursors are the user's sequence numbers as decimal strings; the same string resumes a stream,
-a WebSocket or a REST poll.
+a WebSocket or a REST poll (`herald_server.core.params` parses them).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald_server import codec
-from herald_server.errors import InvalidCursor
 from herald_server.models import (
     Counts,
     InboxItem,
@@ -30,7 +29,6 @@ EVENT_NAMES = {
     "unarchive": "unarchived",
     "delete": "deleted",
 }
-MAX_CURSOR_DIGITS = 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +42,6 @@ class Frame:
 
 # Not an event: the stream was idle for its heartbeat interval (see `Hub.stream`).
 HEARTBEAT = Frame("heartbeat", "")
-
-
-def parse_cursor(raw: str | None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_CURSOR_DIGITS:
-        raise InvalidCursor(f"{raw[:40]!r} is not a cursor")
-    return int(raw)
 
 
 def notification_body(notification: Notification) -> dict[str, Any]:

@@ -3,7 +3,8 @@ and row mappers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
@@ -35,11 +36,40 @@ _UNAVAILABLE = (
 # these as PostgresError, which SQLAlchemy wraps in a plain DBAPIError.
 _UNAVAILABLE_SQLSTATES = ("08", "53", "57")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
+
+
+class UnreadableRow(Exception):
+    """A stored row whose JSON cannot be decoded, or could not be encoded again to serve it."""
+
+
+def stored_json(raw: str) -> Any:
+    """JSON text from a column, refused as unreadable if it is not JSON or nests deeper than
+    anything Herald serves (rows stored before bodies had a depth limit, or written by hand)."""
+    try:
+        value = codec.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise UnreadableRow(type(exc).__name__) from None
+    if codec.nests_deeper_than(raw, value, codec.MAX_DEPTH):
+        raise UnreadableRow(f"nested more than {codec.MAX_DEPTH} deep")
+    return value
+
+
+def readable(rows: Iterable[Any], read: Callable[[Any], T]) -> list[T]:
+    """`read` of each row that can be read; one that cannot is logged with its notification id
+    and left out, so one bad row never fails a whole inbox, stream or list."""
+    found = []
+    for row in rows:
+        try:
+            found.append(read(row))
+        except UnreadableRow as exc:
+            log.error("notification %s cannot be read (%s); left out", row.id, exc)
+    return found
 
 
 def notification_of(row: Any) -> Notification:
@@ -48,7 +78,7 @@ def notification_of(row: Any) -> Notification:
         type=row.type,
         title=row.title,
         body=row.body,
-        data=codec.loads(row.data),
+        data=stored_json(row.data),
         priority=row.priority,
         topic=row.topic,
         collapse_key=row.collapse_key,

@@ -49,7 +49,7 @@ from herald_server.models import (
 )
 from herald_server.store import Backend, IdempotencyClaim, WantsInbox
 from herald_server.store.audit import AuditQueries
-from herald_server.store.base import CHUNK, SqlBase, chunks, notification_of
+from herald_server.store.base import CHUNK, SqlBase, chunks, notification_of, readable
 from herald_server.store.deliveries import DeliveryQueries
 from herald_server.store.migrations import apply_migrations
 from herald_server.store.postgres import (
@@ -454,8 +454,12 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
         stmt = _ITEMS.where(*conditions).order_by(order).limit(query.limit + 1)
         async with self._read() as conn:
             rows = (await conn.execute(stmt)).all()
-        items = [_item(row) for row in rows[: query.limit]]
-        return InboxPage(items, has_more=len(rows) > query.limit)
+        page = rows[: query.limit]
+        return InboxPage(
+            readable(page, _item),
+            has_more=len(rows) > query.limit,
+            last_seq=page[-1].seq if page else None,
+        )
 
     async def item(self, user: str, notification_id: int, now: int) -> InboxItem | None:
         stmt = _ITEMS.where(
@@ -463,7 +467,8 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
         )
         async with self._read() as conn:
             row = (await conn.execute(stmt)).first()
-        return None if row is None else _item(row)
+        found = readable([] if row is None else [row], _item)
+        return found[0] if found else None
 
     async def recent(self, limit: int, before: int | None) -> list[SentNotification]:
         stmt = select(notifications).order_by(notifications.c.id.desc()).limit(limit)
@@ -486,20 +491,15 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
                     row.notification_id: (row.recipients, row.read)
                     for row in await conn.execute(tally)
                 }
-        sent = []
-        for row in rows:
+
+        def sent(row: Row[Any]) -> SentNotification:
             recipients, read = tallies.get(row.id, (0, 0))
             held = row.pending_audience is not None
-            sent.append(
-                SentNotification(
-                    notification_of(row),
-                    row.publisher,
-                    recipients,
-                    read,
-                    row.send_at if held else None,
-                )
+            return SentNotification(
+                notification_of(row), row.publisher, recipients, read, row.send_at if held else None
             )
-        return sent
+
+        return readable(rows, sent)
 
     async def counts(self, user: str, now: int) -> Counts:
         async with self._read() as conn:
@@ -542,7 +542,7 @@ class SqlStore(ProfileQueries, DeliveryQueries, AuditQueries, RetentionQueries, 
             .limit(limit)
         )
         async with self._read() as conn:
-            items = [_item(row) for row in await conn.execute(items_stmt)]
+            items = readable(await conn.execute(items_stmt), _item)
             events = [_state_event(row) for row in await conn.execute(events_stmt)]
         merged: list[InboxItem | StateEvent] = [*items, *events]
         merged.sort(key=lambda event: event.seq)

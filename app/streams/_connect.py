@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection
 
 from herald_server.auth import bearer
-from herald_server.core.render import parse_cursor
+from herald_server.core.params import parse_cursor
 from herald_server.errors import OriginNotAllowed, Unauthenticated
 from herald_server.models import Principal
 from herald_server.services import services_of

@@ -24,7 +24,9 @@ from hypothesis import strategies as st
 from starlette.requests import HTTPConnection
 
 from herald_server import codec
-from herald_server.core.render import EVENT_NAMES, MAX_CURSOR_DIGITS, Frame, parse_cursor
+from herald_server.core.params import MAX_DIGITS as MAX_CURSOR_DIGITS
+from herald_server.core.params import parse_cursor
+from herald_server.core.render import EVENT_NAMES, Frame
 from herald_server.errors import InvalidCursor
 from herald_server.streams import sse, ws
 from herald_server.streams._connect import resume_cursor
