@@ -89,6 +89,13 @@ class Settings:
     # Open streams one user may hold on one node; more are refused with 429.
     max_streams_per_user: int = 20
     max_topics_per_user: int = 100
+    # Each webhook or push subscription is one more request per notification to its user, so
+    # these bound what one publish can make Herald send; past them a registration is a 422.
+    max_webhooks_per_user: int = 10
+    max_push_subscriptions_per_user: int = 10
+    # Deliveries of one user queued or being sent at once, across every worker: their slow or
+    # dead endpoints hold at most this many of the workers' slots; the rest wait in the store.
+    max_deliveries_in_flight_per_user: int = 4
     # Origins whose pages may call Herald (CORS) and open its WebSocket; empty: same origin.
     cors_origins: tuple[str, ...] = ()
     # How often each node looks for due `send_at` notifications.
@@ -263,6 +270,9 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "HERALD_RECIPIENT_BURST": ("recipient_burst", int),
     "HERALD_MAX_STREAMS_PER_USER": ("max_streams_per_user", int),
     "HERALD_MAX_TOPICS_PER_USER": ("max_topics_per_user", int),
+    "HERALD_MAX_WEBHOOKS_PER_USER": ("max_webhooks_per_user", int),
+    "HERALD_MAX_PUSH_SUBSCRIPTIONS_PER_USER": ("max_push_subscriptions_per_user", int),
+    "HERALD_MAX_DELIVERIES_IN_FLIGHT_PER_USER": ("max_deliveries_in_flight_per_user", int),
     "HERALD_CORS_ORIGINS": ("cors_origins", _cast_origins),
     "HERALD_SCHEDULER_INTERVAL": ("scheduler_interval", float),
     "HERALD_IDEMPOTENCY_TTL_SECONDS": ("idempotency_ttl_seconds", int),
@@ -363,6 +373,11 @@ def validate(settings: Settings) -> None:
         )
     if settings.jwt_secret is not None and len(settings.jwt_secret) < 32:
         raise ConfigError("HERALD_JWT_SECRET must be at least 32 characters")
+    if settings.max_deliveries_in_flight_per_user > settings.worker_concurrency:
+        raise ConfigError(
+            "HERALD_MAX_DELIVERIES_IN_FLIGHT_PER_USER must be at most HERALD_WORKER_CONCURRENCY,"
+            " or one user's slow endpoints could hold every slot"
+        )
     if settings.metrics_port is not None and settings.metrics_port == settings.port:
         raise ConfigError("HERALD_METRICS_PORT must differ from HERALD_PORT")
     if not settings.provider_timeout_seconds < settings.job_visibility_seconds:
@@ -447,6 +462,9 @@ _RANGES: dict[str, tuple[float, float]] = {
     "recipient_burst": (0, 10_000_000),
     "max_streams_per_user": (1, 10_000),
     "max_topics_per_user": (1, 1_000_000),
+    "max_webhooks_per_user": (1, 1_000),  # each is one more request per notification
+    "max_push_subscriptions_per_user": (1, 1_000),
+    "max_deliveries_in_flight_per_user": (1, 10_000),  # and at most the worker's concurrency
     "scheduler_interval": (0.01, 60),  # below 10 ms the node spins; above, sends are late
     "idempotency_ttl_seconds": (60, 30 * 86_400),  # retries come within minutes, not months
     "db_pool_size": (1, 1_000),  # PostgreSQL's own connection limit is in the hundreds

@@ -184,3 +184,19 @@ class HeadersTooLarge(Problem):
         431,
         "The request line and headers are too large",
     )
+
+
+class PushEndpointTaken(Problem):
+    slug, status, title = (
+        "push-endpoint-taken",
+        409,
+        "Another user has registered this push endpoint",
+    )
+
+
+class TooManyTargets(Problem):
+    slug, status, title = (
+        "too-many-targets",
+        422,
+        "This user has as many webhooks or push subscriptions as allowed",
+    )

@@ -48,6 +48,7 @@ def build_worker(
         # Past the visibility timeout: a job a worker still holds is reclaimed through the
         # queue first; only one that is truly lost is queued again from the store.
         requeue_after=2 * visibility,
+        per_user=settings.max_deliveries_in_flight_per_user,
     )
     policy = RetryPolicy(settings.delivery_backoff)
     deliverer = Deliverer(store, channels, policy, unsubscribe_link, lease=visibility)

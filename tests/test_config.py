@@ -52,10 +52,12 @@ VALID_PARSED: dict[str, tuple[str, object]] = {
     ),
     "log_format": ("json", "json"),
 }
-# Production needs a secret to start at all; a job's visibility must outlast a provider's timeout.
+# Production needs a secret to start at all; a job's visibility must outlast a provider's timeout;
+# one user's share of the delivery slots must fit in them.
 COMPANIONS = {
     "environment": {"HERALD_JWT_SECRET": LONG_SECRET},
     "job_visibility_seconds": {"HERALD_PROVIDER_TIMEOUT_SECONDS": "1"},
+    "max_deliveries_in_flight_per_user": {"HERALD_WORKER_CONCURRENCY": "64"},
 }
 VALID_BY_TYPE: dict[object, tuple[str, object]] = {
     int: ("42", 42),
@@ -226,3 +228,20 @@ def test_an_explicit_secret_leaves_the_dev_secret_file_alone(tmp_path: Path) -> 
 def test_a_metrics_port_that_is_no_port_or_the_api_port_is_refused(raw: str) -> None:
     with pytest.raises(ConfigError, match="HERALD_METRICS_PORT"):
         from_env({"HERALD_METRICS_PORT": raw, "HERALD_PORT": "8000"})
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"HERALD_MAX_WEBHOOKS_PER_USER": "0"},
+        {"HERALD_MAX_PUSH_SUBSCRIPTIONS_PER_USER": "1001"},
+        {"HERALD_MAX_DELIVERIES_IN_FLIGHT_PER_USER": "0"},
+        {"HERALD_MAX_DELIVERIES_IN_FLIGHT_PER_USER": "17", "HERALD_WORKER_CONCURRENCY": "16"},
+    ],
+    ids=["no-webhooks", "push-subscriptions-past-1000", "no-share", "share-past-the-workers"],
+)
+def test_per_user_delivery_limits_out_of_range_are_refused_naming_the_variable(
+    environ: dict[str, str],
+) -> None:
+    with pytest.raises(ConfigError, match=next(iter(environ))):
+        from_env(environ)

@@ -422,8 +422,9 @@ def _push() -> list[Operation]:
             "createPushSubscription",
             "push",
             "Store a browser's PushSubscription",
-            "201 when new; 200 when the endpoint was known, and now is the caller's. 409 when"
-            " Web Push is not configured here.",
+            "201 when new; 200 when the caller already holds the endpoint (its keys are"
+            " refreshed). 409 when another user holds the endpoint, or Web Push is not configured"
+            " here; 422 when the caller has as many subscriptions as allowed.",
             ok=201,
             schema="PushSubscriptionOut",
             also=(200,),
@@ -468,7 +469,8 @@ def _webhooks() -> list[Operation]:
             "webhooks",
             "Register a webhook",
             "For the caller, or for any `user` with the admin scope. The answer holds the"
-            " signing secret, shown this once.",
+            " signing secret, shown this once. 422 when that user has as many webhooks as"
+            " allowed.",
             ok=201,
             schema="WebhookOut",
             body="WebhookBody",

@@ -30,7 +30,12 @@ async def subscribe(request: Request) -> Response:
         allow_private=found.settings.allow_private_targets,
     )
     record, created = await found.store.add_push_subscription(
-        caller.sub, body.endpoint, body.keys.p256dh, body.keys.auth, now_ms()
+        caller.sub,
+        body.endpoint,
+        body.keys.p256dh,
+        body.keys.auth,
+        now_ms(),
+        found.settings.max_push_subscriptions_per_user,
     )
     return json_response(_out(record), 201 if created else 200)
 

@@ -40,7 +40,13 @@ async def register(request: Request) -> Response:
     await check_webhook_url(body.url, allow_private=found.settings.allow_private_targets)
     types = None if body.types is None else tuple(dict.fromkeys(body.types))
     hook = await found.store.add_webhook(
-        user, body.url, new_webhook_secret(), types, caller.sub, now_ms()
+        user,
+        body.url,
+        new_webhook_secret(),
+        types,
+        caller.sub,
+        now_ms(),
+        found.settings.max_webhooks_per_user,
     )
     if user != caller.sub:
         await found.audit.record(caller.sub, "webhook.create", str(hook.id), {"user": user})

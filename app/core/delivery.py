@@ -89,14 +89,18 @@ class Dispatcher:
         queue: JobQueue,
         router: Router,
         requeue_after: int,
+        per_user: int | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         """`requeue_after` (ms): a queued job not attempted in this long was lost (the queue
-        restarted, or a put failed after the store marked it queued): queue it again."""
+        restarted, or a put failed after the store marked it queued): queue it again.
+        `per_user`: deliveries of one user queued or sending at once, so that one user's slow
+        endpoints hold at most that many worker slots (None: no limit)."""
         self._store = store
         self._queue = queue
         self._router = router
         self._requeue_after = requeue_after
+        self._per_user = per_user
         self._clock = clock
         self._next_warning = 0.0
         # The first tick queues everything due: jobs held by a queue that died with its
@@ -115,7 +119,7 @@ class Dispatcher:
             now, BATCH, lambda request: self._router.plan(request, now)
         )
         released = await self._store.release_held(now, BATCH, lambda held: release(held, now))
-        due = await self._store.claim_due(now, BATCH, requeue_after)
+        due = await self._store.claim_due(now, BATCH, requeue_after, self._per_user)
         try:
             await self._queue.put(due)
         except BusUnavailable as exc:

@@ -214,10 +214,11 @@ class ProfileStore(Protocol):
     async def push_subscriptions(self, user: str) -> list[PushSubscriptionRecord]: ...
 
     async def add_push_subscription(
-        self, user: str, endpoint: str, p256dh: str, auth: str, now: int
+        self, user: str, endpoint: str, p256dh: str, auth: str, now: int, limit: int | None = None
     ) -> tuple[PushSubscriptionRecord, bool]:
-        """Store a browser's subscription; True if new. An endpoint is one browser profile,
-        so a known endpoint moves to the user who registers it now (a new sign-in)."""
+        """Store a browser's subscription; True if new. The user who holds a known endpoint
+        may register it again (fresh keys); anyone else gets PushEndpointTaken, and a new
+        endpoint past the user's `limit` gets TooManyTargets; either changes nothing."""
         ...
 
     async def remove_push_subscription(self, user: str, endpoint: str) -> bool:
@@ -236,7 +237,11 @@ class ProfileStore(Protocol):
         types: tuple[str, ...] | None,
         created_by: str,
         now: int,
-    ) -> Webhook: ...
+        limit: int | None = None,
+    ) -> Webhook:
+        """Store a webhook for `user`; TooManyTargets, storing nothing, when they already
+        have `limit` (None: no limit), whoever registers it."""
+        ...
 
     async def remove_webhook(self, webhook_id: int, user: str | None) -> bool:
         """Remove a webhook of `user` (of anyone's with None)."""
@@ -276,10 +281,14 @@ class DeliveryStore(Protocol):
         decided."""
         ...
 
-    async def claim_due(self, now: int, limit: int, requeue_after: int) -> list[int]:
+    async def claim_due(
+        self, now: int, limit: int, requeue_after: int, per_user: int | None = None
+    ) -> list[int]:
         """Mark up to `limit` due deliveries as queued and return their ids: pending ones not
         queued yet, or queued longer than `requeue_after` ms ago (a job that was lost), and
-        sending ones whose lease ran out that long ago (a worker that died)."""
+        sending ones whose lease ran out that long ago (a worker that died). With `per_user`,
+        no user gets more than that many queued or sending at once: the rest of theirs stay
+        in the store, and other users' due deliveries are claimed past them."""
         ...
 
     async def start_attempt(

@@ -382,35 +382,52 @@ class DeliveryQueries(SqlBase):
 
     # --- queueing and attempts ---------------------------------------------------------------
 
-    async def claim_due(self, now: int, limit: int, requeue_after: int) -> list[int]:
+    async def claim_due(
+        self, now: int, limit: int, requeue_after: int, per_user: int | None = None
+    ) -> list[int]:
         stale = now - requeue_after
         not_queued = or_(deliveries.c.queued_at.is_(None), deliveries.c.queued_at < stale)
         async with self._write() as conn:
-            ids = list(
-                (
-                    await conn.execute(
-                        select(deliveries.c.id)
-                        .where(
-                            or_(
-                                and_(deliveries.c.status == "pending", deliveries.c.due_at <= now),
-                                and_(
-                                    deliveries.c.status == "sending",
-                                    deliveries.c.lease_until < stale,
-                                ),
+            in_flight = await self._in_flight(conn, stale) if per_user is not None else {}
+            full = [user for user, count in in_flight.items() if per_user and count >= per_user]
+            rows = (
+                await conn.execute(
+                    select(deliveries.c.id, deliveries.c.user_id)
+                    .where(
+                        or_(
+                            and_(deliveries.c.status == "pending", deliveries.c.due_at <= now),
+                            and_(
+                                deliveries.c.status == "sending",
+                                deliveries.c.lease_until < stale,
                             ),
-                            not_queued,
-                        )
-                        .order_by(deliveries.c.due_at)
-                        .limit(limit)
-                        .with_for_update(skip_locked=True)
+                        ),
+                        not_queued,
+                        deliveries.c.user_id.not_in(full),
                     )
-                ).scalars()
-            )
+                    .order_by(deliveries.c.due_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            ids = _within_share(rows, in_flight, per_user)
             if ids:
                 await conn.execute(
                     update(deliveries).where(deliveries.c.id.in_(ids)).values(queued_at=now)
                 )
         return ids
+
+    async def _in_flight(self, conn: AsyncConnection, stale: int) -> dict[str, int]:
+        """Deliveries per user queued or being sent (by any worker) and not given up as lost."""
+        rows = await conn.execute(
+            select(deliveries.c.user_id, func.count())
+            .where(
+                deliveries.c.queued_at.is_not(None),
+                deliveries.c.queued_at >= stale,
+                deliveries.c.status.in_(("pending", "sending")),
+            )
+            .group_by(deliveries.c.user_id)
+        )
+        return {user: count for user, count in rows}
 
     async def start_attempt(
         self, delivery_id: int, now: int, lease: int
@@ -653,6 +670,21 @@ class DeliveryQueries(SqlBase):
         async with self._read() as conn:
             count, oldest = (await conn.execute(stmt)).one()
         return count, oldest
+
+
+def _within_share(
+    rows: Sequence[Any], in_flight: dict[str, int], per_user: int | None
+) -> list[int]:
+    """The ids of `rows` (oldest first) that keep each user within `per_user` in flight."""
+    if per_user is None:
+        return [row.id for row in rows]
+    taken = dict(in_flight)
+    ids = []
+    for row in rows:
+        if taken.get(row.user_id, 0) < per_user:
+            taken[row.user_id] = taken.get(row.user_id, 0) + 1
+            ids.append(row.id)
+    return ids
 
 
 _WITH_READ = select(*deliveries.c, inbox.c.read_at).select_from(

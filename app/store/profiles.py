@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald_server import codec
+from herald_server.errors import PushEndpointTaken, TooManyTargets
 from herald_server.models import (
     ADMIN_OWNER,
     Contact,
@@ -30,6 +31,7 @@ from herald_server.store.tables import (
     preferences,
     push_subscriptions,
     templates,
+    users,
     webhooks,
 )
 
@@ -190,30 +192,50 @@ class ProfileQueries(SqlBase):
             return [push_subscription_of(row) for row in await conn.execute(stmt)]
 
     async def add_push_subscription(
-        self, user: str, endpoint: str, p256dh: str, auth: str, now: int
+        self, user: str, endpoint: str, p256dh: str, auth: str, now: int, limit: int | None = None
     ) -> tuple[PushSubscriptionRecord, bool]:
-        values = {"user_id": user, "p256dh": p256dh, "auth": auth, "created_at": now}
         async with self._write() as conn:
-            # Insert-or-nothing first: of two registrations racing (two tabs), one inserts
-            # and the other waits for it and then updates, rather than failing on the index.
-            inserted = (
-                await conn.execute(
-                    self._insert(push_subscriptions)
-                    .values(endpoint=endpoint, **values)
-                    .on_conflict_do_nothing()
-                    .returning(*push_subscriptions.c)
-                )
-            ).first()
-            if inserted is not None:
-                return push_subscription_of(inserted), True
+            await self._hold_owner(conn, user, now)
+            known = await conn.execute(
+                select(push_subscriptions.c.id).where(push_subscriptions.c.endpoint == endpoint)
+            )
+            if known.first() is None:
+                await _check_target_limit(conn, push_subscriptions, user, limit)
+                # Or nothing: another user's registration of the endpoint may commit first.
+                inserted = (
+                    await conn.execute(
+                        self._insert(push_subscriptions)
+                        .values(
+                            user_id=user,
+                            endpoint=endpoint,
+                            p256dh=p256dh,
+                            auth=auth,
+                            created_at=now,
+                        )
+                        .on_conflict_do_nothing()
+                        .returning(*push_subscriptions.c)
+                    )
+                ).first()
+                if inserted is not None:
+                    return push_subscription_of(inserted), True
+            # Only the user who holds the endpoint may refresh its keys: moving it would hand
+            # another user's pushes to whoever learnt its URL.
             row = (
                 await conn.execute(
                     update(push_subscriptions)
-                    .where(push_subscriptions.c.endpoint == endpoint)
-                    .values(**values)
+                    .where(
+                        push_subscriptions.c.endpoint == endpoint,
+                        push_subscriptions.c.user_id == user,
+                    )
+                    .values(p256dh=p256dh, auth=auth)
                     .returning(*push_subscriptions.c)
                 )
-            ).one()
+            ).first()
+        if row is None:
+            raise PushEndpointTaken(
+                "this endpoint is registered to another user; unsubscribe the browser and"
+                " subscribe again for a fresh endpoint"
+            )
         return push_subscription_of(row), False
 
     async def remove_push_subscription(self, user: str, endpoint: str) -> bool:
@@ -242,8 +264,11 @@ class ProfileQueries(SqlBase):
         types: tuple[str, ...] | None,
         created_by: str,
         now: int,
+        limit: int | None = None,
     ) -> Webhook:
         async with self._write() as conn:
+            await self._hold_owner(conn, user, now)
+            await _check_target_limit(conn, webhooks, user, limit)
             row = (
                 await conn.execute(
                     webhooks.insert()
@@ -267,6 +292,17 @@ class ProfileQueries(SqlBase):
         async with self._write() as conn:
             result = await conn.execute(stmt)
         return bool(result.rowcount)
+
+    async def _hold_owner(self, conn: AsyncConnection, user: str, now: int) -> None:
+        """Lock the user's row until the transaction ends, so that two registrations of theirs
+        at once cannot both pass the count below the limit (SQLite's one writer does this
+        by itself)."""
+        await conn.execute(
+            self._insert(users)
+            .values(user_id=user, last_seq=0, created_at=now)
+            .on_conflict_do_nothing()
+        )
+        await conn.execute(select(users.c.user_id).where(users.c.user_id == user).with_for_update())
 
     # --- templates -------------------------------------------------------------------------
 
@@ -303,6 +339,21 @@ class ProfileQueries(SqlBase):
         async with self._write() as conn:
             result = await conn.execute(templates.delete().where(templates.c.key == key))
         return bool(result.rowcount)
+
+
+async def _check_target_limit(
+    conn: AsyncConnection, table: Table, user: str, limit: int | None
+) -> None:
+    """Each target is one more request per notification the user receives: the limit bounds
+    what one publish to them can make Herald send. None: no limit (tests of the store)."""
+    if limit is None:
+        return
+    held = (
+        await conn.execute(select(func.count()).select_from(table).where(table.c.user_id == user))
+    ).scalar_one()
+    if held >= limit:
+        what = "webhooks" if table is webhooks else "push subscriptions"
+        raise TooManyTargets(f"{user!r} has {held} {what}; at most {limit}")
 
 
 def group_switches(rows: Any) -> Switches:

@@ -559,9 +559,20 @@ export class HeraldClient extends EventTarget {
       throw new Error("notifications are not allowed for this site");
     }
     const registration = await activated(await navigator.serviceWorker.register(serviceWorker));
-    const subscription = (await registration.pushManager.getSubscription())
-      ?? (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }));
-    await this.api.json("POST", "/api/push-subscriptions", subscription.toJSON());
+    const subscribe = () =>
+      registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    let subscription = (await registration.pushManager.getSubscription()) ?? (await subscribe());
+    try {
+      await this.api.json("POST", "/api/push-subscriptions", subscription.toJSON());
+    } catch (error) {
+      // Another user signed in on this browser holds its endpoint: a fresh one is ours.
+      if (!(error instanceof HeraldError && error.problem?.type?.endsWith("/push-endpoint-taken"))) {
+        throw error;
+      }
+      await subscription.unsubscribe();
+      subscription = await subscribe();
+      await this.api.json("POST", "/api/push-subscriptions", subscription.toJSON());
+    }
     return subscription;
   }
 

@@ -181,21 +181,18 @@ async def test_removing_another_users_endpoint_is_a_404_and_it_stays(
     assert await endpoints_of(push, alice) == [alices["endpoint"]]
 
 
-async def test_an_endpoint_registered_by_another_user_moves_to_them(
+async def test_an_endpoint_registered_by_another_user_is_a_409_and_stays_theirs(
     push: httpx.AsyncClient, alice: dict[str, str], bob: dict[str, str]
 ) -> None:
-    """An endpoint is one browser profile: whoever signs in on it last receives its pushes."""
+    """Moving it would hand alice's pushes to whoever learnt her endpoint; a browser that
+    changes hands unsubscribes and subscribes again, which gives it a fresh endpoint."""
     shared = subscription()
-    stored = await register(push, alice, shared)
-    moved = await register(push, bob, subscription(shared["endpoint"]), status=200)
-    assert moved["id"] == stored["id"]
-    assert await endpoints_of(push, alice) == []
-    assert await endpoints_of(push, bob) == [shared["endpoint"]]
-    response = await push.request(
-        "DELETE", PATH, headers=alice, json={"endpoint": shared["endpoint"]}
-    )
-    assert_problem(response, 404, "not-found")
-    assert await endpoints_of(push, bob) == [shared["endpoint"]]
+    await register(push, alice, shared)
+    before = await get_json(push, PATH, alice)
+    response = await push.post(PATH, headers=bob, json=subscription(shared["endpoint"]))
+    assert_problem(response, 409, "push-endpoint-taken")
+    assert await get_json(push, PATH, alice) == before
+    assert await endpoints_of(push, bob) == []
 
 
 # Two tabs of one browser profile may subscribe at once; more make the race certain.

@@ -241,6 +241,26 @@ async def test_claim_due_leaves_held_and_finished_deliveries_alone(store: Store)
     assert await backend(store).claim_due(T0 + 3_600_000, 100, 0) == []
 
 
+async def test_claim_due_keeps_each_user_within_their_share_in_flight(store: Store) -> None:
+    """Mallory's backlog is older than bob's delivery: she gets her share queued, bob's is
+    claimed past the rest, and hers come out one by one as earlier ones finish."""
+    await with_webhook(store, "mallory", "bob")
+    for n in range(5):
+        await publish(store, "mallory", title=f"m{n}")
+    await publish(store, "bob", now=T0 + 1)
+    await route_all(store, {"webhook"})
+    users = {delivery.id: delivery.user for delivery in await deliveries(store)}
+
+    first = await backend(store).claim_due(T0 + 1, 100, 60_000, per_user=2)
+    assert sorted(users[one] for one in first) == ["bob", "mallory", "mallory"]
+    assert await backend(store).claim_due(T0 + 1, 100, 60_000, per_user=2) == []
+    hers = next(one for one in first if users[one] == "mallory")
+    finished = await started(store, hers, T0 + 1)
+    assert await backend(store).finish_attempt(finished, "delivered", "delivered", "200", T0 + 2)
+    (next_one,) = await backend(store).claim_due(T0 + 2, 100, 60_000, per_user=2)
+    assert users[next_one] == "mallory"
+
+
 async def _claim_concurrently(stores: Sequence[Store], count: int) -> list[int]:
     await with_webhook(stores[0], "alice", "bob", "carol")
     for n in range(count):

@@ -31,6 +31,7 @@ ALL_MIGRATIONS = [
     "0004_retention.sql",
     "0005_audit_and_revocation.sql",
     "0006_topic_access.sql",
+    "0007_delivery_shares.sql",
 ]
 
 
