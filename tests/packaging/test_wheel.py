@@ -151,6 +151,8 @@ def test_an_installed_wheel_migrates_and_serves_its_pages(served: str, workdir: 
         ("/static/herald.js", "HeraldClient"),
         ("/static/herald/client.js", "EventSource"),
         ("/openapi.json", '"openapi"'),
+        ("/docs", "swagger-ui"),
+        ("/static/vendor/swagger-ui/swagger-ui-bundle.js", "SwaggerUIBundle"),
     ):
         response = httpx.get(served + path, timeout=10)
         assert response.status_code == 200, path
