@@ -107,19 +107,24 @@ def test_version_is_the_package_version(venv: Path, workdir: Path) -> None:
     assert printed.strip() == f"herald {__version__}"
 
 
-@pytest.fixture
-def served(venv: Path, workdir: Path) -> Iterator[str]:
+def herald_process(venv: Path, workdir: Path, *args: str) -> subprocess.Popen[str]:
+    """The installed console script, migrated first, running in `workdir`."""
     env = clean_env(workdir)
     run(venv / "bin" / "herald", "migrate", cwd=workdir, env=env)
-    port = free_port()
-    with subprocess.Popen(  # noqa: S603 - the installed console script
-        [str(venv / "bin" / "herald"), "serve", "--port", str(port)],
+    return subprocess.Popen(  # noqa: S603 - the installed console script
+        [str(venv / "bin" / "herald"), *args],
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-    ) as process:
+    )
+
+
+@pytest.fixture
+def served(venv: Path, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    with herald_process(venv, workdir, "serve", "--port", str(port)) as process:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, process)
@@ -160,16 +165,7 @@ def test_an_installed_wheel_migrates_and_serves_its_pages(served: str, workdir: 
 
 
 def test_an_installed_worker_starts_and_stops(venv: Path, workdir: Path) -> None:
-    env = {**clean_env(workdir), "HERALD_ENV": "development"}
-    run(venv / "bin" / "herald", "migrate", cwd=workdir, env=env)
-    with subprocess.Popen(  # noqa: S603 - the installed console script
-        [str(venv / "bin" / "herald"), "worker"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
+    with herald_process(venv, workdir, "worker") as process:
         assert process.stderr is not None
         with ThreadPoolExecutor(1) as reader:
             first = reader.submit(process.stderr.readline).result(timeout=START_TIMEOUT)

@@ -39,10 +39,13 @@ from herald_server.config import Settings, with_dev_vapid_key
 from herald_server.main import create_app
 from herald_server.netguard import is_public
 from tests.api.test_push_subscriptions import subscription
+from tests.channels.test_webpush import vapid_key
 from tests.conftest import run_server
 from tests.helpers import assert_problem
 from tests.servers.listener import listening
 from tests.servers.smtp import write_certificate
+
+__all__ = ["vapid_key"]  # a fixture, shared
 
 pytestmark = pytest.mark.anyio
 
@@ -84,13 +87,6 @@ class UnknownNameDns:
 
     async def __call__(self, host: str, port: int) -> list[str]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-
-@pytest.fixture
-def vapid_key(tmp_path: Path) -> str:
-    settings = with_dev_vapid_key(Settings(dev_vapid_file=str(tmp_path / "vapid")))
-    assert settings.vapid_private_key is not None
-    return settings.vapid_private_key
 
 
 @pytest.fixture
