@@ -62,7 +62,7 @@ def anyio_backend() -> str:
 @pytest.fixture(autouse=True)
 def _reset_sse_starlette() -> None:
     """sse-starlette keeps a process-global exit flag; one stopped server must not end the
-    next one's streams (NOTES.md)."""
+    next one's streams."""
     AppStatus.should_exit = False
 
 

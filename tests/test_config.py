@@ -15,7 +15,7 @@ from herald_server.config import ConfigError, Settings, from_env, redact, with_d
 from herald_server.store import open_store
 
 LONG_SECRET = "s" * 32
-# Variables whose names do not follow HERALD_<FIELD> (DESIGN.md's fixed names).
+# Variables whose names do not follow HERALD_<FIELD> (fixed names, e.g. DATABASE_URL).
 FIXED_NAMES = {
     "database_url": "DATABASE_URL",
     "redis_url": "REDIS_URL",

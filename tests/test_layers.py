@@ -94,8 +94,8 @@ def test_the_layer_table_sees_the_imports_that_exist() -> None:
 
 
 def test_importing_core_loads_no_backend_or_web_library() -> None:
-    """The Protocols are importable without their implementations (STYLE.md 3.2: the
-    factories import them lazily)."""
+    """The Protocols are importable without their implementations (the factories import
+    them lazily)."""
     code = (
         "import sys, pkgutil, importlib, herald_server.core\n"
         "for m in pkgutil.iter_modules(herald_server.core.__path__):\n"

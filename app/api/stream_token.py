@@ -1,7 +1,7 @@
 """Stream tokens: what a page puts in `?token=`, since EventSource cannot send headers.
 
 Short-lived and single-purpose (they open streams and nothing else), so a token that leaks
-through a URL in a log is worth little (DESIGN.md).
+through a URL in a log is worth little (docs/concepts.md, stream tokens).
 """
 
 from __future__ import annotations

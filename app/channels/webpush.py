@@ -2,7 +2,7 @@
 
 RFC 8030 is the protocol, RFC 8291 encrypts the payload for the subscription's keys (aes128gcm)
 and RFC 8292 (VAPID) lets the push service check that pushes come from the application server
-key the browser subscribed with. Unlike pywebpush (NOTES.md) this needs no aiohttp, and bounds
+key the browser subscribed with. Unlike pywebpush this needs no aiohttp, and bounds
 each exchange by the provider timeout where pywebpush's async path passes 10,000 seconds.
 
 A push service's 201 is `sent`, not `delivered`: it keeps the message until the browser comes

@@ -1,8 +1,8 @@
 """Publishing: authorize, bound, commit, then announce.
 
-The order matters (DESIGN.md, invariant 5): the store commits before anything is announced, so
-a 202 always means stored, and a bus failure after the commit costs only latency (streams catch
-up from the store).
+The order matters (docs/architecture.md, "The store is the record"): the store commits before
+anything is announced, so a 202 always means stored, and a bus failure after the commit costs
+only latency (streams catch up from the store).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every cursor a client sees is a per-user sequence number the store allocates in 
 transaction that writes the row, under a lock on that user's row. So for one user, sequence
 order is commit order: once seq N is committed, every seq below it is committed too, and a
 client resuming after N can never skip a row that commits later with a smaller number
-(DESIGN.md, invariant 1).
+(docs/streams.md: no loss on reconnect).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 pysqlite's default transaction handling runs DDL outside transactions and begins lazily; we
 take over (isolation_level=None plus an explicit BEGIN), as SQLAlchemy's aiosqlite docs advise,
 so a migration or a publish is all-or-nothing. Concurrent writers queue on an asyncio lock
-instead of failing with `database is locked` (NOTES.md: 19 of 40 failed without it).
+instead of failing with `database is locked` (19 of 40 concurrent writers failed without it).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ async def test_a_restarted_server_misses_nothing_and_repeats_nothing(
             await before.send("alice", "a")
             await before.send("alice", "b")
             await wait_for_titles(page, ["b", "a"])
-        # sse-starlette flags every stream to end once a server shuts down (NOTES.md).
+        # sse-starlette flags every stream to end once a server shuts down (a process-global flag).
         AppStatus.should_exit = False
         await page.wait_for_selector("herald-bell[state=offline]")
 

@@ -1,6 +1,6 @@
 """The Store contract (app/store/__init__.py): one body, run against SQLite and PostgreSQL.
 
-Per-user sequences are the cursors every client resumes from (DESIGN.md, invariant 1), so most
+Per-user sequences are the cursors every client resumes from (docs/streams.md), so most
 of these tests look at them: contiguous from 1, shared by notifications and state events, with
 no gap and no duplicate under concurrent writers.
 """
