@@ -112,14 +112,16 @@ class Worker:
 
     async def run(self) -> None:
         try:
-            # Attempts outlive the loops: stopping ends the loops, then waits for attempts.
+            # Attempts outlive the loops: stopping ends the loops, then waits for attempts. The
+            # dispatcher is not cancelled but left to see `_stopping` after its tick: a store
+            # query cancelled halfway leaves its connection closing in a task of its own, which
+            # the event loop's shutdown then waits on for ever (a SIGTERM right after start hung).
             async with (
                 anyio.create_task_group() as attempts,
                 anyio.create_task_group() as loops,
             ):
                 loops.start_soon(self._dispatch_loop)
                 await self._consume(attempts)
-                loops.cancel_scope.cancel()
         finally:
             self.finished.set()
 

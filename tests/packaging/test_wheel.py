@@ -6,13 +6,13 @@ herald_server, not the generic name of the folder it is built from."""
 
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import sys
 import time
 import zipfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -131,7 +131,11 @@ def served(venv: Path, workdir: Path) -> Iterator[str]:
             yield url
         finally:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=START_TIMEOUT)
+            try:
+                process.wait(timeout=START_TIMEOUT)
+            finally:
+                if process.poll() is None:
+                    process.kill()
 
 
 def wait_ready(url: str, process: subprocess.Popen[str]) -> None:
@@ -165,13 +169,19 @@ def test_an_installed_wheel_migrates_and_serves_its_pages(served: str, workdir: 
 
 
 def test_an_installed_worker_starts_and_stops(venv: Path, workdir: Path) -> None:
+    """Stopped as soon as it says it delivers: a SIGTERM during its first look at the store
+    once hung its shutdown."""
     with herald_process(venv, workdir, "worker") as process:
-        assert process.stderr is not None
-        with ThreadPoolExecutor(1) as reader:
-            first = reader.submit(process.stderr.readline).result(timeout=START_TIMEOUT)
-        assert first.startswith("herald: worker delivering by"), first
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=START_TIMEOUT) == 0
+        try:
+            assert process.stderr is not None
+            ready, _, _ = select.select([process.stderr], [], [], START_TIMEOUT)
+            first = process.stderr.readline() if ready else "(nothing)"
+            assert first.startswith("herald: worker delivering by"), first
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=START_TIMEOUT) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def dummy_app_wheel(into: Path) -> Path:
