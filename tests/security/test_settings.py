@@ -42,6 +42,7 @@ NONSENSE = [
 COMPANIONS = {
     "job_visibility_seconds": {"HERALD_PROVIDER_TIMEOUT_SECONDS": "0.1"},
     "provider_timeout_seconds": {"HERALD_JOB_VISIBILITY_SECONDS": "86400"},
+    "max_deliveries_in_flight_per_user": {"HERALD_WORKER_CONCURRENCY": "10000"},
 }
 
 
