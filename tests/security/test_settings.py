@@ -4,20 +4,17 @@ with one line naming its variable; a misspelt variable is warned about."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from herald_server.config import _RANGES, _VARIABLES, ConfigError, from_env, unknown_variables
 from tests.helpers import free_port
+from tests.test_cli import herald
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "settings-test-secret-" + "w" * 32
 PRODUCTION = {"HERALD_ENV": "production", "HERALD_JWT_SECRET": SECRET}
-# A cold interpreter importing uvicorn and SQLAlchemy on a busy machine.
-RUN_TIMEOUT = 60
 # Settings the issue found accepted, and combinations that cannot work: each refused, naming
 # the variable to fix.
 NONSENSE = [
@@ -113,18 +110,6 @@ def env(tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{tmp_path}/herald.db",
         "HERALD_JWT_SECRET": SECRET,
     }
-
-
-def herald(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
-        [sys.executable, "-m", "herald_server", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
 
 
 AT_START = [
